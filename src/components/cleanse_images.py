@@ -1,0 +1,61 @@
+"""Step 2: cleanse raw images into an equal-size training set."""
+
+from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
+
+from src.embedded_code import project_component
+from src.runtime import DATA_IMAGE, DATA_PACKAGES
+
+
+@project_component(base_image=DATA_IMAGE, packages=DATA_PACKAGES)
+def cleanse_images(
+    raw_images: Input[Dataset],
+    cleansed: Output[Dataset],
+    metrics: Output[Metrics],
+    report: Output[Markdown],
+    image_size: int = 256,
+    mode: str = "RGB",
+    min_side: int = 0,
+    min_images: int = 1,
+    near_duplicate_distance: int = -1,
+    max_pixels: int = 64_000_000,
+):
+    """Drops broken, tiny and duplicate images; one colour mode; one size.
+
+    Args:
+        raw_images: output of download_images.
+        cleansed: PNGs of image_size x image_size in `mode`, plus cleanse_report.json.
+        metrics: kept and dropped counts by reason.
+        report: the same as a table, with example file names.
+        image_size: output side in pixels (power of two, at least 32).
+        mode: RGB, RGBA or L.
+        min_side: drop images whose short side is below this (0: image_size / 2).
+        min_images: fail if fewer images survive (set to the training batch size).
+        near_duplicate_distance: dHash distance for near-duplicates (-1: off).
+        max_pixels: refuse images with more pixels (decompression bombs).
+    """
+    import time
+
+    started = time.monotonic()
+    from pathlib import Path
+
+    from src.gcs_download import require_complete
+    from src.image_cleanse import CleanseSettings, cleanse_folder
+    from src.step_logging import configure_logging
+
+    configure_logging()
+    settings = CleanseSettings(
+        image_size=image_size,
+        mode=mode,
+        min_side=min_side,
+        min_images=min_images,
+        near_duplicate_distance=near_duplicate_distance,
+        max_pixels=max_pixels,
+    )
+    result = cleanse_folder(require_complete(Path(raw_images.path)), Path(cleansed.path), settings)
+    cleansed.metadata.update({"image_count": result.kept, "image_size": image_size, "mode": mode})
+    cleansed.metadata["work_seconds"] = time.monotonic() - started
+    metrics.log_metric("kept", result.kept)
+    for reason, count in sorted(result.dropped.items()):
+        metrics.log_metric(f"dropped_{reason}", count)
+    metrics.log_metric("images_per_second", round(result.images_per_second, 1))
+    Path(report.path).write_text(result.markdown())

@@ -1,0 +1,103 @@
+"""Step 3: train a Lightweight GAN on the cleansed images."""
+
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+
+from src.embedded_code import project_component
+from src.runtime import GAN_PACKAGES, TORCH_IMAGE
+
+
+@project_component(base_image=TORCH_IMAGE, packages=GAN_PACKAGES)
+def train_gan(
+    images: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    loss_curves: Output[HTML],
+    image_size: int = 256,
+    batch_size: int = 10,
+    gradient_accumulate_every: int = 4,
+    steps: int = 10000,
+    learning_rate: float = 2e-4,
+    latent_dim: int = 256,
+    fmap_max: int = 512,
+    attn_res_layers: str = "32",
+    aug_prob: float = -1.0,
+    aug_types: str = "translation,cutout",
+    disc_output_size: int = 1,
+    dual_contrast_loss: bool = False,
+    antialias: bool = False,
+    save_every: int = 1000,
+    seed: int = 0,
+    amp: str = "auto",
+):
+    """Trains lightweight-gan's networks; resumes from a checkpoint in `model` on retry.
+
+    Args:
+        images: output of cleanse_images.
+        model: checkpoint.pt (full state), model_config.json, upstream/ export.
+        metrics: final losses, steps, steps per second, device.
+        loss_curves: D and G losses against step.
+        image_size: must equal the cleanse step's image_size.
+        batch_size: images per step.
+        gradient_accumulate_every: micro-batches per optimiser step.
+        steps: total training steps.
+        learning_rate: Adam learning rate for G (and D, times ttur_mult=1).
+        latent_dim: size of the latent vector.
+        fmap_max: widest feature map.
+        attn_res_layers: comma-separated resolutions with linear attention, e.g. "32,64".
+        aug_prob: differentiable augmentation probability (-1: upstream's automatic value).
+        aug_types: comma-separated of color, cutout, offset, translation.
+        disc_output_size: 1 or 5.
+        dual_contrast_loss: use the dual contrastive loss (needs disc_output_size=1).
+        antialias: blur in up/downsampling.
+        save_every: checkpoint interval in steps.
+        seed: random seed.
+        amp: off, auto (bf16 or fp16 on CUDA), bf16 or fp16.
+    """
+    import time
+
+    started = time.monotonic()
+    from pathlib import Path
+
+    from src.gan_config import TrainConfig, parse_int_list, parse_str_list
+    from src.gan_training import train_gan as run_training
+    from src.loss_plot import loss_curves_html
+    from src.step_logging import configure_logging
+
+    configure_logging()
+    config = TrainConfig(
+        image_size=image_size,
+        batch_size=batch_size,
+        gradient_accumulate_every=gradient_accumulate_every,
+        steps=steps,
+        lr=learning_rate,
+        latent_dim=latent_dim,
+        fmap_max=fmap_max,
+        attn_res_layers=parse_int_list(attn_res_layers),
+        aug_prob=aug_prob,
+        aug_types=parse_str_list(aug_types),
+        disc_output_size=disc_output_size,
+        dual_contrast_loss=dual_contrast_loss,
+        antialias=antialias,
+        save_every=save_every,
+        log_every=max(1, min(100, steps // 20)),
+        seed=seed,
+        amp=amp,
+    )
+    result = run_training(Path(images.path), Path(model.path), config)
+    summary = result.as_dict()
+    model.metadata.update(
+        {"framework": "lightweight-gan", "step": result.end_step, "image_size": image_size}
+    )
+    model.metadata["work_seconds"] = time.monotonic() - started
+    for key in (
+        "end_step",
+        "start_step",
+        "seconds",
+        "steps_per_second",
+        "final_d_loss",
+        "final_g_loss",
+        "nan_restarts",
+    ):
+        if summary[key] is not None:
+            metrics.log_metric(key, round(float(summary[key]), 4))
+    Path(loss_curves.path).write_text(loss_curves_html(result.history, summary))

@@ -1,0 +1,159 @@
+"""Training and architecture settings, with upstream lightweight-gan's meanings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from src.validation import ConfigError, check_image_size, check_positive
+
+AUG_TYPES = ("color", "cutout", "offset", "translation")
+AMP_MODES = ("off", "auto", "bf16", "fp16")
+EMA_CHOICES = ("auto", "ema", "raw")
+
+# Settings that change tensor shapes: a checkpoint only resumes when these match.
+ARCHITECTURE_FIELDS = (
+    "image_size",
+    "latent_dim",
+    "fmap_max",
+    "fmap_inverse_coef",
+    "transparent",
+    "greyscale",
+    "attn_res_layers",
+    "freq_chan_attn",
+    "disc_output_size",
+    "antialias",
+    "optimizer",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; defaults suit a CPU smoke run at 32 px."""
+
+    image_size: int = 32
+    latent_dim: int = 64
+    fmap_max: int = 32
+    fmap_inverse_coef: int = 12
+    transparent: bool = False
+    greyscale: bool = False
+    attn_res_layers: tuple[int, ...] = ()
+    freq_chan_attn: bool = False
+    disc_output_size: int = 1
+    antialias: bool = False
+    optimizer: str = "adam"
+    lr: float = 2e-4
+    ttur_mult: float = 1.0
+    batch_size: int = 4
+    gradient_accumulate_every: int = 1
+    steps: int = 100
+    gp_weight: float = 10.0
+    aug_prob: float = -1.0
+    aug_types: tuple[str, ...] = ("translation", "cutout")
+    dual_contrast_loss: bool = False
+    save_every: int = 50
+    log_every: int = 10
+    seed: int = 0
+    amp: str = "auto"
+    max_nan_restarts: int = 3
+    name: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the first bad setting and its fix."""
+        check_image_size(self.image_size)
+        for name in (
+            "latent_dim",
+            "fmap_max",
+            "batch_size",
+            "gradient_accumulate_every",
+            "steps",
+            "save_every",
+            "log_every",
+            "lr",
+        ):
+            check_positive(name, getattr(self, name))
+        for resolution in self.attn_res_layers:
+            if resolution < 4 or resolution & (resolution - 1) or resolution > self.image_size:
+                raise ConfigError(
+                    f"attn_res_layers has {resolution}: use powers of two between 4 and "
+                    f"image_size={self.image_size}"
+                )
+        if self.dual_contrast_loss and self.disc_output_size > 1:
+            raise ConfigError(
+                "dual_contrast_loss needs disc_output_size=1: set disc_output_size to 1 "
+                "or turn dual_contrast_loss off"
+            )
+        if self.transparent and self.greyscale:
+            raise ConfigError("transparent and greyscale cannot both be on: choose one")
+        if not -1.0 <= self.aug_prob <= 1.0:
+            raise ConfigError(
+                f"aug_prob={self.aug_prob}: use 0..1, or -1 for upstream's automatic value"
+            )
+        unknown = [t for t in self.aug_types if t not in AUG_TYPES]
+        if unknown:
+            raise ConfigError(f"unknown aug_types {unknown}: choose from {AUG_TYPES}")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"amp={self.amp!r}: choose one of {AMP_MODES}")
+        if self.optimizer not in ("adam", "adabelief"):
+            raise ConfigError(f"optimizer={self.optimizer!r}: choose 'adam' or 'adabelief'")
+        if self.max_nan_restarts < 0:
+            raise ConfigError("max_nan_restarts must be 0 or more")
+
+    @property
+    def channels(self) -> int:
+        return 4 if self.transparent else 1 if self.greyscale else 3
+
+    def aug_probability(self, image_count: int) -> float:
+        """Upstream's rule when aug_prob is -1: more augmentation for small sets."""
+        if self.aug_prob >= 0:
+            return self.aug_prob
+        return min(0.5, (1e5 - image_count) * 3e-6) if image_count < 1e5 else 0.0
+
+    def architecture(self) -> dict[str, Any]:
+        return {name: _jsonable(getattr(self, name)) for name in ARCHITECTURE_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        clean = {k: v for k, v in values.items() if k in known}
+        for key in ("attn_res_layers", "aug_types"):
+            if key in clean:
+                clean[key] = tuple(clean[key])
+        return cls(**clean)
+
+    def upstream_config(self) -> dict[str, Any]:
+        """`.config.json` as upstream's Trainer writes it, plus the fmap_max it forgets."""
+        return {
+            "image_size": self.image_size,
+            "transparent": self.transparent,
+            "greyscale": self.greyscale,
+            "syncbatchnorm": False,
+            "disc_output_size": self.disc_output_size,
+            "optimizer": self.optimizer,
+            "attn_res_layers": list(self.attn_res_layers),
+            "freq_chan_attn": self.freq_chan_attn,
+            "fmap_max": self.fmap_max,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def parse_int_list(text: str) -> tuple[int, ...]:
+    """`"32,64"` -> `(32, 64)`; empty text -> `()`."""
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError as error:
+        raise ConfigError(f"{text!r} is not a comma-separated list of integers") from error
+
+
+def parse_str_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+_ = asdict  # re-exported for callers that serialise configs

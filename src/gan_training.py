@@ -1,0 +1,409 @@
+"""Train lightweight-gan's networks with its own losses, on CPU or CUDA, resumably.
+
+One step is upstream's `Trainer.train` (lightweight_gan.py, lines 1197-1390 in
+1.2.1): hinge (or dual contrastive) loss on the main and 32x32 outputs, the
+discriminator's reconstruction loss, a gradient penalty every 4th step, the
+same augmentation and the same EMA schedule. What differs is around the step:
+any device, bf16/fp16 autocast, an in-memory dataset, exact resume from atomic
+checkpoints, and recovery from non-finite losses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.autograd import grad as torch_grad
+
+from src.gan_checkpoint import (
+    CHECKPOINT_NAME,
+    check_compatible,
+    export_upstream,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from src.gan_config import TrainConfig
+from src.gan_model import build_gan, pick_device
+from src.image_bank import ImageBank, load_image_folder
+from src.progress import format_duration
+from src.upstream_gan import upstream
+from src.validation import ConfigError, check_enough_images
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite in this step."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Losses stayed non-finite after every allowed restart."""
+
+
+@dataclass
+class StepLosses:
+    d_loss: float
+    g_loss: float
+    gp: float | None
+    aux: float
+
+
+@dataclass
+class TrainResult:
+    """What a run did, for metrics and the summary."""
+
+    start_step: int
+    end_step: int
+    seconds: float
+    data_seconds: float
+    device: str
+    amp: str
+    image_count: int
+    aug_prob: float
+    nan_restarts: int
+    final_d_loss: float | None
+    final_g_loss: float | None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def steps_run(self) -> int:
+        return self.end_step - self.start_step
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps_run / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values.pop("history")
+        values["steps_per_second"] = self.steps_per_second
+        return values
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for full precision."""
+    if amp == "off":
+        return None
+    if device.type != "cuda":
+        if amp == "auto":
+            return None
+        raise ConfigError(f"amp={amp!r} needs a CUDA device: use amp='auto' or 'off' on a CPU")
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+class StepRunner:
+    """Runs training steps exactly as upstream's Trainer does, on any device."""
+
+    def __init__(
+        self,
+        gan,
+        bank: ImageBank,
+        config: TrainConfig,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        aug_prob: float,
+    ) -> None:
+        self.gan, self.bank, self.config, self.device = gan, bank, config, device
+        self.amp_dtype = amp_dtype
+        fp16 = amp_dtype is torch.float16
+        self.d_scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.g_scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.aug_kwargs = {"prob": aug_prob, "types": list(config.aug_types)}
+        self.data_seconds = 0.0
+        module = upstream()
+        self.d_loss_fn = (
+            module.dual_contrastive_loss if config.dual_contrast_loss else module.hinge_loss
+        )
+        self.g_loss_fn = (
+            module.dual_contrastive_loss if config.dual_contrast_loss else module.gen_hinge_loss
+        )
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _batch(self) -> torch.Tensor:
+        started = time.perf_counter()
+        batch = self.bank.next_batch(self.config.batch_size)
+        self.data_seconds += time.perf_counter() - started
+        return batch
+
+    def _latents(self) -> torch.Tensor:
+        # Drawn on the CPU like upstream's `torch.randn(...).cuda()`: same stream on any device.
+        return torch.randn(self.config.batch_size, self.config.latent_dim).to(self.device)
+
+    def step(self, step: int) -> StepLosses:
+        """One discriminator and one generator update; `step` is upstream's `self.steps`."""
+        gan, cfg = self.gan, self.config
+        gan.train()
+        accumulate = cfg.gradient_accumulate_every
+        apply_gp = step % 4 == 0
+        fp16 = self.amp_dtype is torch.float16
+        total_disc = torch.zeros([], device=self.device)
+        total_gen = torch.zeros([], device=self.device)
+        last_gp = None
+
+        gan.D_opt.zero_grad()
+        for _ in range(accumulate):
+            latents = self._latents()
+            image_batch = self._batch()
+            with self.autocast():
+                with torch.no_grad():
+                    generated = gan.G(latents)
+                if apply_gp:
+                    image_batch.requires_grad_()
+                generated, (fake_output, fake_32, _) = gan.D_aug(
+                    generated,
+                    detach=True,
+                    input_requires_grad=apply_gp,
+                    return_discr_input=True,
+                    **self.aug_kwargs,
+                )
+                real_output, real_32, real_aux = gan.D_aug(
+                    image_batch, calc_aux_loss=True, **self.aug_kwargs
+                )
+                divergence = self.d_loss_fn(real_output, fake_output)
+                disc_loss = divergence + self.d_loss_fn(real_32, fake_32) + real_aux
+            if apply_gp:
+                real_outputs = [real_output, real_32]
+                fake_outputs = [fake_output, fake_32]
+                if fp16:
+                    real_outputs = [self.d_scaler.scale(t) for t in real_outputs]
+                    fake_outputs = [self.d_scaler.scale(t) for t in fake_outputs]
+                real_grads = torch_grad(
+                    outputs=real_outputs,
+                    inputs=image_batch,
+                    grad_outputs=[torch.ones_like(t) for t in real_outputs],
+                    create_graph=True,
+                    retain_graph=True,
+                    only_inputs=True,
+                )[0]
+                fake_grads = torch_grad(
+                    outputs=fake_outputs,
+                    inputs=generated,
+                    grad_outputs=[torch.ones_like(t) for t in fake_outputs],
+                    create_graph=True,
+                    retain_graph=True,
+                    only_inputs=True,
+                )[0]
+                inv_scale = _safe_inverse(self.d_scaler.get_scale()) if fp16 else 1.0
+                if inv_scale != float("inf"):
+                    gradients = torch.cat((real_grads, fake_grads)) * inv_scale
+                    with self.autocast():
+                        gradients = gradients.reshape(2 * cfg.batch_size, -1)
+                        gp = cfg.gp_weight * (gradients.norm(2, dim=1) ** 2).mean()
+                        if not torch.isnan(gp):
+                            disc_loss = disc_loss + gp
+                            last_gp = gp.detach().item()
+            with self.autocast():
+                disc_loss = disc_loss / accumulate
+            _require_finite(disc_loss, "discriminator")
+            self.d_scaler.scale(disc_loss).backward()
+            total_disc += divergence.detach()
+        aux = real_aux.item()
+        self.d_scaler.step(gan.D_opt)
+        self.d_scaler.update()
+
+        gan.G_opt.zero_grad()
+        for _ in range(accumulate):
+            latents = self._latents()
+            if cfg.dual_contrast_loss:
+                image_batch = self._batch()
+                image_batch.requires_grad_()
+            with self.autocast():
+                generated = gan.G(latents)
+                fake_output, fake_32, _ = gan.D_aug(generated, **self.aug_kwargs)
+                real_output, real_32 = (None, None)
+                if cfg.dual_contrast_loss:
+                    real_output, real_32, _ = gan.D_aug(image_batch, **self.aug_kwargs)
+                loss = self.g_loss_fn(fake_output, real_output)
+                gen_loss = (loss + self.g_loss_fn(fake_32, real_32)) / accumulate
+            _require_finite(gen_loss, "generator")
+            self.g_scaler.scale(gen_loss).backward()
+            total_gen += loss.detach()
+        self.g_scaler.step(gan.G_opt)
+        self.g_scaler.update()
+
+        if step % 10 == 0 and step > 20000:
+            gan.EMA()
+        if step <= 25000 and step % 1000 == 2:
+            gan.reset_parameter_averaging()
+        return StepLosses(
+            d_loss=float(total_disc.item() / accumulate),
+            g_loss=float(total_gen.item() / accumulate),
+            gp=last_gp,
+            aux=aux,
+        )
+
+    def state(self, step: int, history: list[dict[str, float]]) -> dict[str, Any]:
+        return {
+            "step": step,
+            "gan": self.gan.state_dict(),
+            "G_opt": self.gan.G_opt.state_dict(),
+            "D_opt": self.gan.D_opt.state_dict(),
+            "G_scaler": self.g_scaler.state_dict(),
+            "D_scaler": self.d_scaler.state_dict(),
+            "bank": self.bank.state_dict(),
+            "rng": rng_state(),
+            "history": history,
+        }
+
+    def load_state(self, saved: dict[str, Any]) -> None:
+        self.gan.load_state_dict(saved["gan"])
+        self.gan.G_opt.load_state_dict(saved["G_opt"])
+        self.gan.D_opt.load_state_dict(saved["D_opt"])
+        if saved["G_scaler"]:
+            self.g_scaler.load_state_dict(saved["G_scaler"])
+        if saved["D_scaler"]:
+            self.d_scaler.load_state_dict(saved["D_scaler"])
+        self.bank.load_state_dict(saved["bank"])
+        restore_rng_state(saved["rng"])
+
+
+def _safe_inverse(value: float) -> float:
+    return 1.0 / value if value else float("inf")
+
+
+def _require_finite(loss: torch.Tensor, which: str) -> None:
+    if not torch.isfinite(loss).all():
+        raise NonFiniteLoss(f"{which} loss is {loss.item()}")
+
+
+def train_gan(
+    data_dir: Path,
+    model_dir: Path,
+    config: TrainConfig,
+    *,
+    device: str = "auto",
+    on_step: Callable[[int, StepLosses], None] | None = None,
+) -> TrainResult:
+    """Trains until `config.steps`, resuming from `model_dir/checkpoint.pt` when present."""
+    config.validate()
+    torch_device = pick_device(device)
+    amp_dtype = resolve_amp(config.amp, torch_device)
+    images = load_image_folder(data_dir, config.channels, config.image_size)
+    check_enough_images(len(images), config.batch_size)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    gan = build_gan(config, torch_device)
+    bank = ImageBank(images, config.seed, torch_device)
+    aug_prob = config.aug_probability(len(bank))
+    runner = StepRunner(gan, bank, config, torch_device, amp_dtype, aug_prob)
+    amp_name = "off" if amp_dtype is None else str(amp_dtype).removeprefix("torch.")
+
+    saved = load_checkpoint(model_dir, map_location=torch_device)
+    history: list[dict[str, float]] = []
+    if saved is not None:
+        check_compatible(saved, config, model_dir / CHECKPOINT_NAME)
+        runner.load_state(saved)
+        history = list(saved["history"])
+        start_step = int(saved["step"])
+        log.info("resuming from step %d (checkpoint in %s)", start_step, model_dir)
+    else:
+        start_step = 0
+        save_checkpoint(model_dir, runner.state(0, history), config)
+    log.info(
+        "training %d images at %dpx on %s (amp %s, aug_prob %.2f), steps %d -> %d",
+        len(bank),
+        config.image_size,
+        torch_device,
+        amp_name,
+        aug_prob,
+        start_step,
+        config.steps,
+    )
+
+    started = time.monotonic()
+    step, restarts_in_row, nan_restarts = start_step, 0, 0
+    last: StepLosses | None = None
+    while step < config.steps:
+        try:
+            losses = runner.step(step)
+        except NonFiniteLoss as error:
+            restarts_in_row += 1
+            nan_restarts += 1
+            if restarts_in_row > config.max_nan_restarts:
+                raise TrainingDiverged(
+                    f"losses stayed non-finite after {config.max_nan_restarts} restarts at step "
+                    f"{step} ({error}): lower lr (now {config.lr}), enable amp='off', or check the data"
+                ) from error
+            step = _restart_from_checkpoint(runner, model_dir, config, restarts_in_row, error)
+            continue
+        restarts_in_row = 0
+        last = losses
+        step += 1
+        if on_step is not None:
+            on_step(step, losses)
+        if step % config.log_every == 0 or step == config.steps:
+            elapsed = time.monotonic() - started
+            rate = (step - start_step) / elapsed if elapsed > 0 else 0.0
+            history.append(
+                {"step": step, "d_loss": losses.d_loss, "g_loss": losses.g_loss, "seconds": elapsed}
+            )
+            eta = format_duration((config.steps - step) / rate) if rate > 0 else "?"
+            log.info(
+                "step %d/%d  d=%.3f g=%.3f  %.2f steps/s  ETA %s",
+                step,
+                config.steps,
+                losses.d_loss,
+                losses.g_loss,
+                rate,
+                eta,
+            )
+        if step % config.save_every == 0 or step == config.steps:
+            save_checkpoint(model_dir, runner.state(step, history), config)
+    seconds = time.monotonic() - started
+
+    if saved is not None and last is None and history:
+        last = StepLosses(history[-1]["d_loss"], history[-1]["g_loss"], None, 0.0)
+    export_upstream(
+        model_dir,
+        gan.state_dict(),
+        config,
+        step,
+        {"G": runner.g_scaler.state_dict(), "D": runner.d_scaler.state_dict()},
+    )
+    return TrainResult(
+        start_step=start_step,
+        end_step=step,
+        seconds=seconds,
+        data_seconds=runner.data_seconds,
+        device=str(torch_device),
+        amp=amp_name,
+        image_count=len(bank),
+        aug_prob=aug_prob,
+        nan_restarts=nan_restarts,
+        final_d_loss=last.d_loss if last else None,
+        final_g_loss=last.g_loss if last else None,
+        history=history,
+    )
+
+
+def _restart_from_checkpoint(
+    runner: StepRunner, model_dir: Path, config: TrainConfig, attempt: int, error: Exception
+) -> int:
+    saved = load_checkpoint(model_dir, map_location=runner.device)
+    runner.load_state(saved)
+    # The restored RNG would replay the same failing step; shift it per attempt.
+    torch.manual_seed(config.seed * 1_000_003 + int(saved["step"]) * 101 + attempt)
+    random.seed(config.seed * 1_000_003 + int(saved["step"]) * 101 + attempt)
+    log.warning(
+        "%s; reloaded checkpoint at step %d (restart %d/%d)",
+        error,
+        saved["step"],
+        attempt,
+        config.max_nan_restarts,
+    )
+    return int(saved["step"])

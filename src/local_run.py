@@ -1,0 +1,232 @@
+"""Run the whole pipeline on this machine: kfp.local steps, a GCS emulator, a summary.
+
+With no `source`, a fake-gcs-server is started on 127.0.0.1 and the bundled
+sample set (data/sample) is uploaded to it; with `source`, real GCS is read
+with application-default credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from src.gan_config import TrainConfig
+from src.validation import check_image_size, check_positive, parse_gcs_uri
+
+log = logging.getLogger(__name__)
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE_BUCKET = "lwgan-sample"
+SAMPLE_PREFIX = "digits/"
+STEP_NAMES = ("download-images", "cleanse-images", "train-gan", "generate-images")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+# Small networks so the default run ends in a few minutes on a laptop CPU.
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "latent_dim": 64,
+    "fmap_max": 32,
+    "attn_res_layers": "",
+    "gradient_accumulate_every": 1,
+    "save_every": 10,
+    "download_workers": 8,
+    "amp": "auto",
+}
+
+
+@dataclass
+class LocalRunOptions:
+    source: str | None = None
+    workdir: Path = Path("runs")
+    steps: int = 20
+    image_size: int = 32
+    batch_size: int = 4
+    num_images: int = 16
+    extra_params: dict[str, str] = field(default_factory=dict)
+    caching: bool = False
+
+    def parameters(self, source_uri: str) -> dict[str, Any]:
+        """Pipeline arguments, typed as the pipeline declares them."""
+        params = {
+            **LOCAL_DEFAULTS,
+            "source_uri": source_uri,
+            "steps": self.steps,
+            "image_size": self.image_size,
+            "batch_size": self.batch_size,
+            "num_images": self.num_images,
+        }
+        from src.pipeline_params import coerce_parameters
+
+        params.update(coerce_parameters(self.extra_params))
+        return params
+
+    def validate(self) -> None:
+        """Checks what can be checked before any step starts."""
+        if self.source is not None:
+            parse_gcs_uri(self.source)
+        check_image_size(self.image_size)
+        check_positive("steps", self.steps)
+        check_positive("batch_size", self.batch_size)
+        check_positive("num_images", self.num_images)
+        from src.pipeline_params import coerce_parameters
+
+        coerce_parameters(self.extra_params)
+
+
+@dataclass
+class LocalRunSummary:
+    succeeded: bool
+    run_dir: Path
+    wall_seconds: float
+    failed_step: str | None = None
+    error: str | None = None
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def work_seconds(self) -> float:
+        return sum(float(s.get("work_seconds", 0.0)) for s in self.steps.values())
+
+    @property
+    def overhead_seconds(self) -> float:
+        return self.wall_seconds - self.work_seconds
+
+    def text(self) -> str:
+        """The closing summary a person reads."""
+        if not self.succeeded:
+            return (
+                f"FAILED at step {self.failed_step or 'unknown'}: {self.error}\n"
+                f"Logs and partial outputs: {self.run_dir}"
+            )
+        download = self.steps["download-images"]
+        cleanse = self.steps["cleanse-images"]
+        train = self.steps["train-gan"]
+        generate = self.steps["generate-images"]
+        dropped = cleanse["metrics"]
+        dropped_text = ", ".join(
+            f"{k.removeprefix('dropped_')} {int(v)}"
+            for k, v in sorted(dropped.items())
+            if k.startswith("dropped_")
+        )
+        return "\n".join(
+            [
+                "Pipeline succeeded.",
+                f"  download:  {download['object_count']} objects, {download['total_bytes'] / 1e6:.2f} MB from {download['source_uri']}",
+                f"  cleanse:   kept {int(dropped['kept'])}, dropped {dropped_text or 'none'}",
+                f"  train:     steps {int(train['metrics']['start_step'])}->{int(train['metrics']['end_step'])} in {train['metrics']['seconds']:.1f}s "
+                f"({train['metrics']['steps_per_second']:.2f} steps/s), final d={train['metrics'].get('final_d_loss', float('nan')):.3f} "
+                f"g={train['metrics'].get('final_g_loss', float('nan')):.3f}",
+                f"  generate:  {generate['count']} images ({generate['generator']} generator), SWD vs real {generate['swd']:.3f}",
+                f"  grid:      {generate['uri']}/grid.png",
+                f"  gallery:   {generate['gallery']}",
+                f"  model:     {train['uri']}",
+                f"Wall time {self.wall_seconds:.1f}s = work {self.work_seconds:.1f}s + framework overhead {self.overhead_seconds:.1f}s",
+            ]
+        )
+
+
+def upload_folder(client, folder: Path, bucket_name: str, prefix: str) -> int:
+    """Uploads every file below `folder` to gs://bucket/prefix, keeping relative paths."""
+    bucket = client.bucket(bucket_name)
+    if not bucket.exists():
+        bucket = client.create_bucket(bucket_name)
+    count = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        bucket.blob(prefix + path.relative_to(folder).as_posix()).upload_from_filename(str(path))
+        count += 1
+    return count
+
+
+def read_task_outputs(run_root: Path) -> dict[str, dict[str, Any]]:
+    """Per task: artifact metadata, metrics and URIs from kfp.local's executor_output.json."""
+    steps: dict[str, dict[str, Any]] = {}
+    for executor_output in sorted(run_root.glob("*/executor_output.json")):
+        task = executor_output.parent.name
+        payload = json.loads(executor_output.read_text())
+        info: dict[str, Any] = {"metrics": {}}
+        for name, artifact_list in payload.get("artifacts", {}).items():
+            for artifact in artifact_list.get("artifacts", []):
+                metadata = artifact.get("metadata", {})
+                uri = artifact.get("uri", "")
+                if name == "metrics":
+                    info["metrics"].update(metadata)
+                    continue
+                info.update(metadata)
+                local = uri.removeprefix("file://") if uri else str(executor_output.parent / name)
+                if name in ("gallery", "loss_curves", "report"):
+                    info[name] = local
+                else:
+                    info.setdefault("uri", local)
+        steps[task] = info
+    return steps
+
+
+def _failed_step(message: str, run_root: Path) -> str | None:
+    for name in STEP_NAMES:
+        if re.search(rf"Task '{name}' finished with status FAILURE", message):
+            return name
+    done = {p.parent.name for p in run_root.glob("*/*/executor_output.json")}
+    return next((name for name in STEP_NAMES if name not in done), None)
+
+
+def run_locally(options: LocalRunOptions) -> LocalRunSummary:
+    """Runs the four steps with kfp.local and returns what happened."""
+    options.validate()
+    from kfp import local
+
+    from src.gcs_emulator import GcsEmulator
+    from src.pipeline import build_pipeline
+
+    run_dir = (options.workdir / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PIP_NO_INDEX", "1")  # everything the steps pin is already installed
+    os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    emulator = None
+    started = time.monotonic()
+    try:
+        if options.source is None:
+            emulator = GcsEmulator.start(run_dir)
+            os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
+            uploaded = upload_folder(emulator.client(), SAMPLE_DIR, SAMPLE_BUCKET, SAMPLE_PREFIX)
+            source = f"gs://{SAMPLE_BUCKET}/{SAMPLE_PREFIX}"
+            log.info(
+                "emulator at %s holds %d sample files under %s", emulator.url, uploaded, source
+            )
+        else:
+            source = options.source
+        params = options.parameters(source)
+        TrainConfig(
+            image_size=params["image_size"], batch_size=params["batch_size"], steps=params["steps"]
+        ).validate()
+        pipeline_root = run_dir / "pipeline_root"
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(pipeline_root),
+            enable_caching=options.caching,
+            raise_on_error=True,
+        )
+        started = time.monotonic()
+        try:
+            build_pipeline("local")(**params)
+        except RuntimeError as error:
+            message = _ANSI.sub("", str(error))
+            return LocalRunSummary(
+                succeeded=False,
+                run_dir=run_dir,
+                wall_seconds=time.monotonic() - started,
+                failed_step=_failed_step(message, pipeline_root),
+                error=message.strip().splitlines()[-1] if message.strip() else "unknown error",
+            )
+        wall = time.monotonic() - started
+    finally:
+        if emulator is not None:
+            emulator.stop()
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    roots = sorted(p for p in pipeline_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return LocalRunSummary(
+        succeeded=True, run_dir=run_dir, wall_seconds=wall, steps=read_task_outputs(roots[-1])
+    )

@@ -1,0 +1,46 @@
+"""The pipeline's parameters and their types, for `--param KEY=VALUE` and submission."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from src.validation import ConfigError
+
+_BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parameter_types() -> dict[str, type]:
+    """Name -> Python type of every pipeline parameter, read from the pipeline's signature."""
+    from src.pipeline import build_pipeline
+
+    pipeline = build_pipeline("local")
+    signature = inspect.signature(pipeline.pipeline_func)
+    return {name: p.annotation for name, p in signature.parameters.items()}
+
+
+def coerce_value(name: str, value: Any, kind: type) -> Any:
+    """Converts a command-line string to the parameter's type, or explains the problem."""
+    if not isinstance(value, str):
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, kind):
+            return value
+        raise ConfigError(f"parameter {name} must be {kind.__name__}, got {value!r}")
+    try:
+        if kind is bool:
+            return _BOOL[value.strip().lower()]
+        return kind(value)
+    except (KeyError, ValueError):
+        raise ConfigError(f"parameter {name}={value!r} is not a valid {kind.__name__}") from None
+
+
+def coerce_parameters(values: dict[str, Any]) -> dict[str, Any]:
+    """Checks names against the pipeline and converts each value to its declared type."""
+    types = parameter_types()
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ConfigError(
+            f"unknown pipeline parameter(s) {', '.join(unknown)}: valid names are {', '.join(sorted(types))}"
+        )
+    return {name: coerce_value(name, value, types[name]) for name, value in values.items()}

@@ -1,0 +1,82 @@
+"""Shared fixtures: a real GCS emulator, the sample images, small training settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from src.gan_config import TrainConfig
+from src.gcs_emulator import GcsEmulator
+from src.local_run import SAMPLE_DIR, upload_folder
+
+# Components pip-install their pinned packages; here they are installed already.
+os.environ.setdefault("PIP_NO_INDEX", "1")
+os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+
+SMOKE = TrainConfig(
+    image_size=32, batch_size=2, steps=2, latent_dim=32, fmap_max=16, save_every=1, log_every=1
+)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """One fake-gcs-server for the session; STORAGE_EMULATOR_HOST points at it."""
+    server = GcsEmulator.start(tmp_path_factory.mktemp("emulator"))
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = server.url
+    yield server
+    server.stop()
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="session")
+def gcs_client(emulator: GcsEmulator):
+    return emulator.client()
+
+
+@pytest.fixture(scope="session")
+def sample_bucket(gcs_client) -> str:
+    """gs://sample-images/digits/ holds the bundled sample set."""
+    upload_folder(gcs_client, SAMPLE_DIR, "sample-images", "digits/")
+    return "gs://sample-images/digits/"
+
+
+@pytest.fixture
+def fresh_bucket(gcs_client, request: pytest.FixtureRequest):
+    """An empty bucket named after the test."""
+    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip(
+        "-"
+    )
+    bucket = gcs_client.bucket(name)
+    if bucket.exists():
+        for blob in gcs_client.list_blobs(name):
+            blob.delete()
+    else:
+        bucket = gcs_client.create_bucket(name)
+    return bucket
+
+
+@pytest.fixture(scope="session")
+def cleansed_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample set cleansed to 32 px once for the session."""
+    from src.image_cleanse import CleanseSettings, cleanse_folder
+
+    out = tmp_path_factory.mktemp("cleansed")
+    cleanse_folder(SAMPLE_DIR, out, CleanseSettings(image_size=32, workers=1))
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, cleansed_sample: Path) -> Path:
+    """A model folder after SMOKE training."""
+    from src.gan_training import train_gan
+
+    out = tmp_path_factory.mktemp("model")
+    train_gan(cleansed_sample, out, SMOKE)
+    return out

@@ -1,0 +1,97 @@
+"""The project's code travels inside the compiled command: run one as a backend would."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import yaml
+
+from src.embedded_code import embedded_files, reproducible_archive_b64
+from src.local_run import SAMPLE_DIR
+from src.pipeline import COMPILED_DIR, COMPILED_FILES
+
+
+def executor_input(tmp_path: Path, raw: Path) -> dict:
+    def artifact(name: str, schema: str, uri: Path) -> dict:
+        return {
+            "artifacts": [
+                {"name": name, "type": {"schemaTitle": schema}, "uri": str(uri), "metadata": {}}
+            ]
+        }
+
+    return {
+        "inputs": {
+            "parameterValues": {
+                "image_size": 32,
+                "mode": "RGB",
+                "min_side": 0,
+                "min_images": 2,
+                "near_duplicate_distance": -1,
+                "max_pixels": 1000000,
+            },
+            "artifacts": {"raw_images": artifact("raw_images", "system.Dataset", raw)},
+        },
+        "outputs": {
+            "artifacts": {
+                "cleansed": artifact("cleansed", "system.Dataset", tmp_path / "out" / "cleansed"),
+                "metrics": artifact("metrics", "system.Metrics", tmp_path / "out" / "metrics"),
+                "report": artifact("report", "system.Markdown", tmp_path / "out" / "report"),
+            },
+            "outputFile": str(tmp_path / "out" / "executor_output.json"),
+        },
+    }
+
+
+def test_compiled_cleanse_command_runs_outside_the_repository(tmp_path):
+    # Given a finished download and the cleanse executor exactly as compiled for Vertex
+    raw = tmp_path / "raw"
+    (raw / "images").mkdir(parents=True)
+    for path in sorted(SAMPLE_DIR.glob("digit_00*.png")):
+        (raw / "images" / path.name).write_bytes(path.read_bytes())
+    (raw / "manifest.json").write_text("{}")
+    spec = yaml.safe_load((COMPILED_DIR / COMPILED_FILES["vertex"]).read_text())
+    container = spec["deploymentSpec"]["executors"]["exec-cleanse-images"]["container"]
+    payload = json.dumps(executor_input(tmp_path, raw))
+    args = [payload if arg == "{{$}}" else arg for arg in container["args"]]
+    # When it runs in an empty folder where `src` cannot be imported from the checkout
+    workdir = tmp_path / "empty"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PIP_NO_INDEX"] = "1"
+    probe = subprocess.run(
+        [sys.executable, "-c", "import src"], cwd=workdir, env=env, capture_output=True
+    )
+    assert probe.returncode != 0, "src must not be importable there, or the test proves nothing"
+    result = subprocess.run(
+        [*container["command"], *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # Then the embedded modules did the work and wrote typed outputs
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = json.loads((tmp_path / "out" / "executor_output.json").read_text())
+    metrics = output["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["kept"] == 10
+    assert len(list((tmp_path / "out" / "cleansed").glob("*.png"))) == 10
+
+
+def test_archive_holds_the_work_modules_but_not_the_kfp_layer():
+    data = gzip.decompress(base64.b64decode(reproducible_archive_b64()))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
+        assert {member.mtime for member in tar.getmembers()} == {0}
+    assert "src/image_cleanse.py" in names and "src/gan_training.py" in names
+    assert not any(name.startswith("src/components/") for name in names)
+    assert len(names) == len(embedded_files())

@@ -1,0 +1,73 @@
+"""Bad parameters are refused before any work, with the fix in the message."""
+
+import pytest
+
+from src.accelerators import GpuRequest, normalise_accelerator
+from src.gan_config import TrainConfig
+from src.validation import ConfigError, check_enough_images, check_image_size, parse_gcs_uri
+
+
+@pytest.mark.parametrize("size", [16, 48, 100, 0, -32])
+def test_image_size_not_a_power_of_two_or_below_32_is_refused(size):
+    with pytest.raises(ConfigError, match="power of two of at least 32"):
+        check_image_size(size)
+
+
+@pytest.mark.parametrize("size", [32, 64, 256, 1024])
+def test_valid_image_sizes_pass(size):
+    check_image_size(size)
+
+
+@pytest.mark.parametrize(
+    "uri", ["/local/folder", "s3://bucket/x", "gs:/bucket/x", "https://x/y", ""]
+)
+def test_source_that_is_not_gs_is_refused(uri):
+    with pytest.raises(ConfigError, match="gs://BUCKET/PREFIX"):
+        parse_gcs_uri(uri)
+
+
+@pytest.mark.parametrize("uri", ["gs://bucket", "gs://bucket/", "gs://bucket//"])
+def test_source_with_empty_prefix_is_refused(uri):
+    with pytest.raises(ConfigError, match="empty prefix"):
+        parse_gcs_uri(uri)
+
+
+def test_gcs_uri_splits_into_bucket_and_prefix():
+    assert parse_gcs_uri("gs://my-bucket/a/b/") == ("my-bucket", "a/b/")
+
+
+@pytest.mark.parametrize("field", ["steps", "batch_size", "latent_dim", "save_every"])
+def test_non_positive_counts_are_refused(field):
+    with pytest.raises(ConfigError, match=f"{field}=0 must be positive"):
+        TrainConfig(**{field: 0}).validate()
+
+
+def test_fewer_images_than_batch_size_is_refused_with_the_fix():
+    with pytest.raises(ConfigError, match=r"only 3 usable images for batch_size=4.*at most 3"):
+        check_enough_images(3, 4)
+
+
+def test_dual_contrast_loss_needs_disc_output_size_one():
+    with pytest.raises(ConfigError, match="disc_output_size=1"):
+        TrainConfig(dual_contrast_loss=True, disc_output_size=5).validate()
+
+
+def test_unknown_accelerator_lists_the_valid_names_and_a_suggestion():
+    with pytest.raises(
+        ConfigError, match=r"Did you mean NVIDIA_TESLA_T4.*Valid names: .*NVIDIA_L4"
+    ):
+        normalise_accelerator("NVIDIA_TESLA_T5")
+
+
+def test_gke_spelling_of_an_accelerator_is_accepted():
+    assert normalise_accelerator("nvidia-l4") == "NVIDIA_L4"
+
+
+def test_tpu_cannot_be_requested_on_the_kfp_target():
+    with pytest.raises(ConfigError, match="no GKE GPU node label"):
+        GpuRequest(accelerator="TPU_V3").validated("kfp")
+
+
+def test_bad_memory_quantity_is_refused():
+    with pytest.raises(ConfigError, match="memory_limit='lots'"):
+        GpuRequest(memory_limit="lots").validated("vertex")
