@@ -81,3 +81,10 @@ def project_component(*, base_image: str, packages: Iterable[str]) -> Callable:
         return component
 
     return decorate
+
+
+def for_image(component, image: str | None):
+    """The same component on a project image (code and packages inside): nothing installed at run time."""
+    if image is None:
+        return component
+    return dsl.component(component.python_func, base_image=image, install_kfp_package=False)

@@ -18,11 +18,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from kfp import compiler, dsl
 
 from src.accelerators import GKE_ACCELERATOR_LABEL, GKE_GPU_RESOURCE, GpuRequest
 from src.components import cleanse_images, download_images, generate_images, train_gan
+from src.embedded_code import for_image
 from src.validation import ConfigError
 
 PIPELINE_NAME = "lightweight-gan"
@@ -47,13 +49,29 @@ def request_gpu(task: dsl.PipelineTask, target: str, gpu: GpuRequest) -> None:
     kubernetes.add_toleration(task, key=GKE_GPU_RESOURCE, operator="Exists", effect="NoSchedule")
 
 
-def build_pipeline(target: str, gpu: "GpuRequest | None" = None) -> Callable:
-    """The pipeline for `target`: 'vertex', 'kfp', or 'local' (no GPU, no retries)."""
+def build_pipeline(
+    target: str,
+    gpu: "GpuRequest | None" = None,
+    *,
+    train_retries: int = 3,
+    image: "str | None" = None,
+) -> Callable:
+    """The pipeline for `target`: 'vertex', 'kfp', or 'local' (no GPU, no retries).
+
+    `image` runs every step on a project image (see Dockerfile) instead of stock
+    images plus pinned packages and embedded code.
+    """
     if target not in (*TARGETS, "local"):
         raise ConfigError(
             f"unknown target {target!r}: choose one of {', '.join((*TARGETS, 'local'))}"
         )
     gpu = (gpu or GpuRequest()).validated(target) if target != "local" else None
+    if train_retries < 0:
+        raise ConfigError(f"train_retries={train_retries} must be 0 or more")
+    download_step, cleanse_step, train_step, generate_step = (
+        for_image(component, image)
+        for component in (download_images, cleanse_images, train_gan, generate_images)
+    )
 
     @dsl.pipeline(
         name=PIPELINE_NAME, description="Download, cleanse, train and sample a Lightweight GAN."
@@ -81,18 +99,18 @@ def build_pipeline(target: str, gpu: "GpuRequest | None" = None) -> Callable:
         download_workers: int = 32,
         near_duplicate_distance: int = -1,
     ):
-        download = download_images(source_uri=source_uri, workers=download_workers)
+        download = download_step(source_uri=source_uri, workers=download_workers)
         # The cache key cannot see the bucket's contents: always list and download afresh.
         download.set_caching_options(False)
 
-        cleanse = cleanse_images(
+        cleanse = cleanse_step(
             raw_images=download.outputs["images"],
             image_size=image_size,
             min_images=batch_size,
             near_duplicate_distance=near_duplicate_distance,
         )
 
-        train = train_gan(
+        train = train_step(
             images=cleanse.outputs["cleansed"],
             image_size=image_size,
             batch_size=batch_size,
@@ -114,9 +132,9 @@ def build_pipeline(target: str, gpu: "GpuRequest | None" = None) -> Callable:
         if gpu is not None:
             request_gpu(train, target, gpu)
             # A retried (e.g. preempted) attempt resumes from the checkpoint in its output.
-            train.set_retry(num_retries=3, backoff_duration="60s", backoff_factor=2.0)
+            train.set_retry(num_retries=train_retries, backoff_duration="60s", backoff_factor=2.0)
 
-        generate_images(
+        generate_step(
             model=train.outputs["model"],
             real_images=cleanse.outputs["cleansed"],
             num_images=num_images,
@@ -127,27 +145,45 @@ def build_pipeline(target: str, gpu: "GpuRequest | None" = None) -> Callable:
     return lightweight_gan
 
 
-def compile_pipeline(target: str, output: Path, gpu: GpuRequest | None = None) -> Path:
-    """Writes the IR YAML for `target` to `output`."""
+def compile_pipeline(
+    target: str, output: Path, gpu: GpuRequest | None = None, **options: Any
+) -> Path:
+    """Writes the IR YAML for `target` to `output`; options go to `build_pipeline`."""
+    pipeline = build_pipeline(target, gpu, **options)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(target, gpu), str(output))
+    compiler.Compiler().compile(pipeline, str(output))
     return output
 
 
-def compile_all(out_dir: Path = COMPILED_DIR, gpu: GpuRequest | None = None) -> dict[str, Path]:
+def compile_all(
+    out_dir: Path = COMPILED_DIR, gpu: GpuRequest | None = None, **options: Any
+) -> dict[str, Path]:
     """Compiles the Vertex and KFP files into `out_dir`."""
     return {
-        target: compile_pipeline(target, out_dir / COMPILED_FILES[target], gpu)
+        target: compile_pipeline(target, out_dir / COMPILED_FILES[target], gpu, **options)
         for target in TARGETS
     }
 
 
-def _gpu_from_args(args: argparse.Namespace) -> GpuRequest:
+def gpu_from_args(args: argparse.Namespace) -> GpuRequest:
     return GpuRequest(args.accelerator, args.accelerator_count, args.cpu_limit, args.memory_limit)
 
 
-def _add_gpu_options(parser: argparse.ArgumentParser) -> None:
+def add_build_options(parser: argparse.ArgumentParser) -> None:
+    """Options that change the compiled YAML: GPU, retries, project image."""
     defaults = GpuRequest()
+    parser.add_argument(
+        "--train-retries",
+        type=int,
+        default=3,
+        help="retries of the train task; each resumes from its last checkpoint (default %(default)s)",
+    )
+    parser.add_argument(
+        "--image",
+        default=None,
+        help="run every step on this project image (built from Dockerfile) with nothing "
+        "installed at run time; default: stock images, pinned packages, embedded code",
+    )
     parser.add_argument(
         "--accelerator",
         default=defaults.accelerator,
@@ -173,7 +209,9 @@ def _add_gpu_options(parser: argparse.ArgumentParser) -> None:
 
 def _command_compile(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    written = compile_all(Path(args.out_dir), _gpu_from_args(args))
+    written = compile_all(
+        Path(args.out_dir), gpu_from_args(args), train_retries=args.train_retries, image=args.image
+    )
     for target, path in written.items():
         print(f"{target}: {path}")
     print(f"compiled in {time.perf_counter() - started:.2f}s")
@@ -219,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(COMPILED_DIR),
         help="folder for the YAML files (default: compiled/)",
     )
-    _add_gpu_options(compile_parser)
+    add_build_options(compile_parser)
     compile_parser.set_defaults(handler=_command_compile)
 
     run_parser = commands.add_parser(

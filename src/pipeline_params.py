@@ -5,9 +5,20 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from src.validation import ConfigError
+from src.validation import ConfigError, check_image_size, check_positive, parse_gcs_uri
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_POSITIVE = (
+    "steps",
+    "batch_size",
+    "gradient_accumulate_every",
+    "latent_dim",
+    "fmap_max",
+    "save_every",
+    "num_images",
+    "download_workers",
+    "learning_rate",
+)
 
 
 def parameter_types() -> dict[str, type]:
@@ -41,6 +52,21 @@ def coerce_parameters(values: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(values) - set(types))
     if unknown:
         raise ConfigError(
-            f"unknown pipeline parameter(s) {', '.join(unknown)}: valid names are {', '.join(sorted(types))}"
+            f"unknown pipeline parameter(s) {', '.join(unknown)}: valid names are "
+            f"{', '.join(sorted(types))}"
         )
     return {name: coerce_value(name, value, types[name]) for name, value in values.items()}
+
+
+def validate_for_submission(values: dict[str, Any]) -> dict[str, Any]:
+    """Typed values for a cloud run: source_uri must be given; sizes and counts must make sense."""
+    typed = coerce_parameters(values)
+    if "source_uri" not in typed:
+        raise ConfigError("pass the images to train on: --param source_uri=gs://BUCKET/PREFIX")
+    parse_gcs_uri(typed["source_uri"])
+    if "image_size" in typed:
+        check_image_size(typed["image_size"])
+    for name in _POSITIVE:
+        if name in typed:
+            check_positive(name, typed[name])
+    return typed

@@ -19,7 +19,8 @@ def parse_gcs_uri(uri: str) -> tuple[str, str]:
     if not match:
         raise ConfigError(
             f"source {uri!r} is not a GCS URI: pass one of the form gs://BUCKET/PREFIX "
-            "(lower-case bucket name, then the folder or object that holds the images)"
+            "(a bucket name of 3-63 lower-case letters, digits, dots, dashes or underscores, "
+            "then the folder or archive that holds the images)"
         )
     prefix = match.group("prefix") or ""
     if not prefix.strip("/"):
