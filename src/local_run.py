@@ -169,8 +169,12 @@ def _failed_step(message: str, run_root: Path) -> str | None:
     for name in STEP_NAMES:
         if re.search(rf"Task '{name}' finished with status FAILURE", message):
             return name
-    done = {p.parent.name for p in run_root.glob("*/*/executor_output.json")}
+    done = {p.parent.name for p in run_root.glob("*/executor_output.json")}
     return next((name for name in STEP_NAMES if name not in done), None)
+
+
+def _run_folders(pipeline_root: Path) -> set[Path]:
+    return {p for p in pipeline_root.iterdir() if p.is_dir() and not p.name.startswith(".")}
 
 
 def run_locally(options: LocalRunOptions) -> LocalRunSummary:
@@ -181,15 +185,19 @@ def run_locally(options: LocalRunOptions) -> LocalRunSummary:
     from src.gcs_emulator import GcsEmulator
     from src.pipeline import build_pipeline
 
-    run_dir = (options.workdir / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    workdir = options.workdir.resolve()
+    # One pipeline root per workdir: kfp.local keeps its cache there, runs get their own folders.
+    pipeline_root = workdir / "pipeline_root"
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    runs_before = _run_folders(pipeline_root)
+    run_dir = pipeline_root
     os.environ.setdefault("PIP_NO_INDEX", "1")  # everything the steps pin is already installed
     os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     emulator = None
     started = time.monotonic()
     try:
         if options.source is None:
-            emulator = GcsEmulator.start(run_dir)
+            emulator = GcsEmulator.start(workdir / "logs")
             os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
             uploaded = upload_folder(emulator.client(), SAMPLE_DIR, SAMPLE_BUCKET, SAMPLE_PREFIX)
             source = f"gs://{SAMPLE_BUCKET}/{SAMPLE_PREFIX}"
@@ -202,7 +210,6 @@ def run_locally(options: LocalRunOptions) -> LocalRunSummary:
         TrainConfig(
             image_size=params["image_size"], batch_size=params["batch_size"], steps=params["steps"]
         ).validate()
-        pipeline_root = run_dir / "pipeline_root"
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
             pipeline_root=str(pipeline_root),
@@ -214,11 +221,13 @@ def run_locally(options: LocalRunOptions) -> LocalRunSummary:
             build_pipeline("local")(**params)
         except RuntimeError as error:
             message = _ANSI.sub("", str(error))
+            new_runs = _run_folders(pipeline_root) - runs_before
+            failed_run = max(new_runs) if new_runs else pipeline_root
             return LocalRunSummary(
                 succeeded=False,
-                run_dir=run_dir,
+                run_dir=failed_run,
                 wall_seconds=time.monotonic() - started,
-                failed_step=_failed_step(message, pipeline_root),
+                failed_step=_failed_step(message, failed_run),
                 error=message.strip().splitlines()[-1] if message.strip() else "unknown error",
             )
         wall = time.monotonic() - started
@@ -226,7 +235,7 @@ def run_locally(options: LocalRunOptions) -> LocalRunSummary:
         if emulator is not None:
             emulator.stop()
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    roots = sorted(p for p in pipeline_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    run_dir = max(_run_folders(pipeline_root) - runs_before)
     return LocalRunSummary(
-        succeeded=True, run_dir=run_dir, wall_seconds=wall, steps=read_task_outputs(roots[-1])
+        succeeded=True, run_dir=run_dir, wall_seconds=wall, steps=read_task_outputs(run_dir)
     )

@@ -94,3 +94,33 @@ def test_summary_metrics_come_from_executor_outputs(tmp_path):
     outputs = read_task_outputs(tmp_path)
     assert outputs["download-images"]["object_count"] == 7
     assert outputs["download-images"]["uri"] == "/x"
+
+
+@pytest.mark.slow
+def test_changed_bucket_is_never_served_from_the_cache(emulator, fresh_bucket, tmp_path):
+    # Given a bucket with 6 images and a cached first run
+    from src.local_run import SAMPLE_DIR
+
+    for path in sorted(SAMPLE_DIR.glob("digit_00[0-5].png")):
+        fresh_bucket.blob(f"set/{path.name}").upload_from_filename(str(path))
+    options = LocalRunOptions(
+        source=f"gs://{fresh_bucket.name}/set/",
+        workdir=tmp_path,
+        steps=1,
+        batch_size=2,
+        num_images=2,
+        extra_params=SMOKE_PARAMS,
+        caching=True,
+    )
+    first = run_locally(options)
+    assert first.succeeded, first.text()
+    # When two images are added and the pipeline runs again with caching on
+    for path in sorted(SAMPLE_DIR.glob("digit_01[0-1].png")):
+        fresh_bucket.blob(f"set/{path.name}").upload_from_filename(str(path))
+    second = run_locally(options)
+    # Then the new listing flowed through download and cleanse
+    assert second.succeeded, second.text()
+    assert "download-images" in second.steps, "the download step was served from the cache"
+    assert first.steps["download-images"]["object_count"] == 6
+    assert second.steps["download-images"]["object_count"] == 8
+    assert second.steps["cleanse-images"]["metrics"]["kept"] == 8

@@ -1,0 +1,109 @@
+"""An HTTP forwarding proxy on 127.0.0.1 that adds latency or answers 503, for GCS tests.
+
+It forwards each request to `upstream` (the emulator) with http.client. Every
+request first sleeps `delay_s`, and so does every response (so the round trip
+gains 2 x delay_s); `fail_every`=N answers every Nth request with 503 instead.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
+
+
+@dataclass
+class HttpProxy:
+    upstream: str
+    delay_s: float = 0.0
+    fail_every: int = 0
+    after_request: Callable[[int], None] | None = None
+    count: int = 0
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> HttpProxy:
+        proxy = self
+        target = urlparse(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _forward(self) -> None:
+                with proxy.lock:
+                    proxy.count += 1
+                    number = proxy.count
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                time.sleep(proxy.delay_s)
+                if proxy.fail_every and number % proxy.fail_every == 0:
+                    with proxy.lock:
+                        proxy.failures += 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                try:
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS
+                    }
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    data = response.read()
+                except OSError:
+                    self.send_response(502)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                finally:
+                    connection.close()
+                time.sleep(proxy.delay_s)
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in HOP_HEADERS | {"content-length"}:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                if proxy.after_request:
+                    proxy.after_request(number)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def storage_client(endpoint: str):
+    """A storage client that talks to `endpoint` with anonymous credentials."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project="test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )

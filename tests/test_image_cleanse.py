@@ -1,0 +1,223 @@
+"""Cleanse a zoo of awkward files: nothing crashes, each lands under the right reason."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.image_cleanse import CleanseSettings, cleanse_folder, resize_and_crop, to_mode
+
+SIZE = 32
+
+
+def gradient(size: tuple[int, int], mode: str = "RGB", seed: int = 0) -> Image.Image:
+    width, height = size
+    image = Image.new("RGB", size)
+    image.putdata(
+        [
+            ((x * 7 + seed) % 256, (y * 5 + seed * 3) % 256, (x + y + seed) % 256)
+            for y in range(height)
+            for x in range(width)
+        ]
+    )
+    return image.convert(mode) if mode != "RGB" else image
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png_with_huge_declared_size() -> bytes:
+    """A valid PNG header that claims 100000 x 100000 pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+        + chunk(b"IEND", b"")
+    )
+
+
+def exif_rotated_jpeg() -> bytes:
+    """A 64x48 landscape JPEG whose EXIF says 'rotate 90': upright it is 48x64 portrait."""
+    image = Image.new("RGB", (64, 48), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 64, 8))  # blue stripe along the stored top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encoded(image, "JPEG", exif=exif.tobytes(), quality=95)
+
+
+def sixteen_bit(image: Image.Image) -> Image.Image:
+    """The 8-bit greyscale image spread over the full 16-bit range, as scanners write it."""
+    return Image.fromarray(np.asarray(image, dtype=np.uint16) * 257)
+
+
+def animated_gif() -> bytes:
+    frames = [gradient((40, 40), seed=seed).convert("P") for seed in (30, 31)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=50)
+    return buffer.getvalue()
+
+
+def palette_with_transparency() -> bytes:
+    image = Image.new("P", (40, 40), 0)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    image.paste(1, (10, 10, 30, 30))
+    return encoded(image, "PNG", transparency=0)
+
+
+def build_zoo(root: Path) -> dict[str, str]:
+    """Writes the zoo; returns file name -> expected reason ('kept' or a drop reason)."""
+    base = gradient((48, 40))
+    zoo: dict[str, tuple[bytes, str]] = {
+        "truncated.jpg": (encoded(gradient((64, 64), seed=1), "JPEG")[:300], "truncated"),
+        "zero.png": (b"", "empty_file"),
+        "text.jpg": (b"just some words, not an image\n", "not_an_image"),
+        "huge_declared.png": (png_with_huge_declared_size(), "too_many_pixels"),
+        "cmyk.jpg": (encoded(gradient((40, 40), "CMYK", seed=2), "JPEG"), "kept"),
+        "sixteen_bit.png": (
+            encoded(sixteen_bit(gradient((40, 40), "L", seed=3)), "PNG"),
+            "kept",
+        ),
+        "palette_transparent.png": (palette_with_transparency(), "kept"),
+        "la.png": (encoded(gradient((40, 40), "LA", seed=4), "PNG"), "kept"),
+        "rgba.png": (encoded(gradient((40, 40), "RGBA", seed=5), "PNG"), "kept"),
+        "animated.gif": (animated_gif(), "kept"),
+        "rotated.jpg": (exif_rotated_jpeg(), "kept"),
+        "one_pixel.png": (encoded(Image.new("RGB", (1, 1)), "PNG"), "too_small"),
+        "original.png": (encoded(base, "PNG"), "kept"),
+        "zz_same_pixels.bmp": (encoded(base, "BMP"), "duplicate"),
+        "photo.webp": (encoded(gradient((50, 60), seed=6), "WEBP", lossless=True), "kept"),
+        "scan.tiff": (encoded(gradient((40, 44), seed=7), "TIFF"), "kept"),
+        "UPPER.PNG": (encoded(gradient((36, 36), seed=8), "PNG"), "kept"),
+        "no_extension": (encoded(gradient((36, 36), seed=9), "PNG"), "kept"),
+        "big_photo.jpeg": (encoded(gradient((1600, 1200), seed=10), "JPEG", quality=90), "kept"),
+        "greyscale.png": (encoded(gradient((40, 40), "L", seed=11), "PNG"), "kept"),
+        "sub/dir/nested.png": (encoded(gradient((40, 40), seed=12), "PNG"), "kept"),
+    }
+    for name, (data, _) in zoo.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return {name: reason for name, (_, reason) in zoo.items()}
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    expected = build_zoo(root)
+    out = tmp_path_factory.mktemp("out")
+    report = cleanse_folder(
+        root, out, CleanseSettings(image_size=SIZE, max_pixels=4_000_000, workers=2)
+    )
+    return expected, report, out
+
+
+def test_zoo_has_at_least_15_kinds(zoo):
+    expected, _, _ = zoo
+    assert len(expected) >= 15
+
+
+def test_each_file_lands_under_the_expected_reason(zoo):
+    expected, report, _ = zoo
+    kept_names = {name for name, reason in expected.items() if reason == "kept"}
+    assert report.kept == len(kept_names)
+    drops: dict[str, int] = {}
+    for reason in expected.values():
+        if reason != "kept":
+            drops[reason] = drops.get(reason, 0) + 1
+    assert report.dropped == drops
+    for reason, examples in report.examples.items():
+        assert all(expected[name] == reason for name in examples)
+
+
+def test_every_kept_image_has_the_right_size_and_mode(zoo):
+    _, report, out = zoo
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == report.kept
+    for path in pngs:
+        with Image.open(path) as image:
+            assert image.size == (SIZE, SIZE) and image.mode == "RGB", path.name
+
+
+def test_sixteen_bit_image_keeps_its_tones(zoo):
+    _, _, out = zoo
+    with Image.open(out / "sixteen_bit.png") as image:
+        low, high = image.convert("L").getextrema()
+    assert high - low > 100
+
+
+def test_exif_orientation_is_applied(zoo):
+    _, _, out = zoo
+    with Image.open(out / "rotated.png") as image:
+        right_column = image.crop((SIZE - 3, 0, SIZE, SIZE)).convert("RGB").getcolors()
+    # Rotated 90 degrees clockwise, the stored top stripe (blue) becomes the right edge.
+    assert max(right_column)[1][2] > 200
+
+
+def test_transparency_is_composited_onto_white():
+    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    assert to_mode(rgba, "RGB", (255, 255, 255)).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_resize_by_short_side_then_centre_crop():
+    image = Image.new("RGB", (200, 100))
+    image.paste((255, 255, 255), (50, 0, 150, 100))  # white centre square
+    result = resize_and_crop(image, 32)
+    assert result.size == (32, 32)
+    assert result.getpixel((16, 16)) == (255, 255, 255)
+
+
+def test_output_is_byte_identical_across_runs_and_worker_counts(tmp_path):
+    build_zoo(tmp_path / "in")
+
+    def digest(out: Path, workers: int) -> str:
+        cleanse_folder(tmp_path / "in", out, CleanseSettings(image_size=SIZE, workers=workers))
+        hasher = hashlib.sha256()
+        for path in sorted(out.iterdir()):
+            hasher.update(path.name.encode() + path.read_bytes())
+        return hasher.hexdigest()
+
+    assert digest(tmp_path / "a", 1) == digest(tmp_path / "b", 2)
+
+
+def test_near_duplicates_are_dropped_when_enabled(tmp_path):
+    base = gradient((64, 64), seed=20)
+    (tmp_path / "in").mkdir()
+    base.save(tmp_path / "in" / "a.png")
+    base.save(tmp_path / "in" / "b.jpg", quality=80)  # same picture, recompressed
+    gradient((64, 64), seed=90).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "in" / "c.png")
+    off = cleanse_folder(
+        tmp_path / "in", tmp_path / "off", CleanseSettings(image_size=SIZE, workers=1)
+    )
+    on = cleanse_folder(
+        tmp_path / "in",
+        tmp_path / "on",
+        CleanseSettings(image_size=SIZE, workers=1, near_duplicate_distance=6),
+    )
+    assert off.kept == 3
+    assert on.kept == 2 and on.dropped == {"near_duplicate": 1}
+
+
+def test_too_few_images_for_the_batch_fails_before_training(tmp_path):
+    (tmp_path / "in").mkdir()
+    gradient((40, 40)).save(tmp_path / "in" / "only.png")
+    with pytest.raises(ValueError, match="only 1 usable images for batch_size=4"):
+        cleanse_folder(
+            tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, min_images=4)
+        )
