@@ -74,11 +74,14 @@ def _tensor_to_python_state(state: dict[str, Any]) -> tuple:
 def atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
     """Writes to a temporary name, fsyncs, then renames: a reader never sees half a file."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def write_json_atomically(path: Path, payload: Any) -> None:

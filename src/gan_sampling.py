@@ -69,7 +69,8 @@ def load_generator(
     if saved is None:
         raise CheckpointError(f"no {CHECKPOINT_NAME} in {model_dir}: run the train step first")
     config = TrainConfig.from_dict(saved["config"])
-    gan = build_gan(config, torch_device)
+    with torch.random.fork_rng(devices=[]):  # weight init draws numbers the checkpoint replaces
+        gan = build_gan(config, torch_device)
     gan.load_state_dict(saved["gan"])
     chosen = choose_generator(which, int(saved["step"]))
     network = gan.GE if chosen == "ema" else gan.G
@@ -161,7 +162,11 @@ def generate_images(
     interpolation_steps: int = 0,
     device: str = "auto",
 ) -> tuple[GenerationResult, str]:
-    """Writes `count` PNGs and `grid.png` to `out_dir`; returns the result and gallery HTML."""
+    """Writes `count` PNGs and `grid.png` to `out_dir`; returns the result and gallery HTML.
+
+    The same model, seed and batch_size give byte-identical images (the generator's
+    noise layers draw per batch).
+    """
     check_positive("num_images", count)
     check_positive("batch_size", batch_size)
     if interpolation_steps not in (0, 1) and interpolation_steps < 3:

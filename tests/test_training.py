@@ -1,0 +1,148 @@
+"""Training: exact resume, preemption, NaN recovery, safe loading, upstream export."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.gan_checkpoint import CheckpointError, load_checkpoint
+from src.gan_training import NonFiniteLoss, StepRunner, TrainingDiverged, train_gan
+from tests.conftest import SMOKE
+
+
+def gan_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(model_dir)["gan"]
+
+
+def test_resumed_training_equals_uninterrupted_training(cleansed_sample, tmp_path):
+    config = replace(SMOKE, steps=4, save_every=2)
+    straight = train_gan(cleansed_sample, tmp_path / "straight", config)
+    first_half = train_gan(cleansed_sample, tmp_path / "resumed", replace(config, steps=2))
+    second_half = train_gan(cleansed_sample, tmp_path / "resumed", config)
+    assert (straight.start_step, first_half.end_step, second_half.start_step) == (0, 2, 2)
+    a, b = gan_weights(tmp_path / "straight"), gan_weights(tmp_path / "resumed")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert straight.final_d_loss == second_half.final_d_loss
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(cleansed_sample, tmp_path):
+    model_dir = tmp_path / "model"
+    code = (
+        "import sys; from pathlib import Path; from dataclasses import replace;"
+        "from tests.conftest import SMOKE; from src.gan_training import train_gan;"
+        "train_gan(Path(sys.argv[1]), Path(sys.argv[2]), replace(SMOKE, steps=50, save_every=1))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(cleansed_sample), str(model_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            saved = load_checkpoint(model_dir) if (model_dir / "checkpoint.pt").exists() else None
+            if saved and saved["step"] >= 2:
+                break
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    killed_at = load_checkpoint(model_dir)["step"]
+    assert killed_at >= 2, "training never wrote a checkpoint"
+    result = train_gan(
+        cleansed_sample, model_dir, replace(SMOKE, steps=killed_at + 1, save_every=1)
+    )
+    assert result.start_step == killed_at
+    assert result.end_step == killed_at + 1
+
+
+def test_nan_loss_reloads_the_checkpoint_and_goes_on(cleansed_sample, tmp_path, monkeypatch):
+    original = StepRunner.step
+    calls = {"count": 0}
+
+    def flaky(self, step):
+        calls["count"] += 1
+        if calls["count"] == 2:
+            raise NonFiniteLoss("discriminator loss is nan")
+        return original(self, step)
+
+    monkeypatch.setattr(StepRunner, "step", flaky)
+    result = train_gan(cleansed_sample, tmp_path / "m", replace(SMOKE, steps=3, save_every=1))
+    assert result.nan_restarts == 1 and result.end_step == 3
+
+
+def test_persistent_nan_stops_with_a_clear_error(cleansed_sample, tmp_path, monkeypatch):
+    def always_nan(self, step):
+        raise NonFiniteLoss("generator loss is inf")
+
+    monkeypatch.setattr(StepRunner, "step", always_nan)
+    with pytest.raises(TrainingDiverged, match=r"after 2 restarts.*lower lr"):
+        train_gan(cleansed_sample, tmp_path / "m", replace(SMOKE, max_nan_restarts=2))
+
+
+def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(
+    trained_model, cleansed_sample, tmp_path
+):
+    import shutil
+
+    copy = tmp_path / "m"
+    shutil.copytree(trained_model, copy)
+    with pytest.raises(CheckpointError, match="fmap_max: saved 16 vs requested 32"):
+        train_gan(cleansed_sample, copy, replace(SMOKE, fmap_max=32, steps=3))
+
+
+def test_failed_save_leaves_the_previous_checkpoint_intact(trained_model, tmp_path, monkeypatch):
+    import shutil
+
+    from src import gan_checkpoint
+
+    copy = tmp_path / "m"
+    shutil.copytree(trained_model, copy)
+    before = (copy / "checkpoint.pt").read_bytes()
+
+    def broken_save(payload, handle):
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(gan_checkpoint.torch, "save", broken_save)
+    saved = load_checkpoint(copy)
+    with pytest.raises(OSError, match="disk full"):
+        gan_checkpoint.save_checkpoint(copy, {k: saved[k] for k in ("step", "gan")}, SMOKE)
+    assert (copy / "checkpoint.pt").read_bytes() == before
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in trained_model.iterdir())
+
+
+def test_checkpoint_holds_everything_needed_to_resume(trained_model):
+    saved = load_checkpoint(trained_model)
+    for key in (
+        "gan",
+        "G_opt",
+        "D_opt",
+        "G_scaler",
+        "D_scaler",
+        "step",
+        "rng",
+        "bank",
+        "config",
+        "versions",
+    ):
+        assert key in saved
+    assert saved["config"]["fmap_max"] == 16
+    assert saved["versions"]["lightweight-gan"] == "1.2.1"
+    assert saved["G_opt"]["state"], "Adam moments must be saved"
+
+
+def test_export_loads_in_upstreams_own_trainer_and_generates(trained_model, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.support.upstream_generate", str(trained_model / "upstream"), SMOKE.name, str(SMOKE.latent_dim), str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "files=6" in result.stdout  # 3 raw + 3 EMA images

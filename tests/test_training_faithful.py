@@ -1,0 +1,110 @@
+"""One D and one G step equal upstream's `Trainer.train()` from identical weights, batch and RNG."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from src.gan_config import TrainConfig
+from src.gan_model import build_gan
+from src.gan_training import StepRunner
+from src.image_bank import load_image_folder
+
+SEED = 1234
+
+
+class FixedBatches:
+    """Serves the same batch every time, like the oracle's loader."""
+
+    def __init__(self, batch: torch.Tensor) -> None:
+        self.batch = batch
+
+    def next_batch(self, batch_size: int) -> torch.Tensor:
+        return self.batch.clone()
+
+
+def trainer_kwargs(config: TrainConfig) -> dict:
+    return {
+        "image_size": config.image_size, "latent_dim": config.latent_dim, "fmap_max": config.fmap_max,
+        "batch_size": config.batch_size, "gradient_accumulate_every": config.gradient_accumulate_every,
+        "attn_res_layers": list(config.attn_res_layers), "disc_output_size": config.disc_output_size,
+        "dual_contrast_loss": config.dual_contrast_loss, "antialias": config.antialias,
+        "aug_prob": config.aug_prob, "aug_types": list(config.aug_types), "lr": config.lr,
+        "gp_weight": config.gp_weight,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("step", "changes"),
+    [
+        (0, {}),  # gradient-penalty step
+        (1, {}),
+        (1, {"dual_contrast_loss": True}),
+        (2, {"antialias": True, "attn_res_layers": (16,), "gradient_accumulate_every": 2}),
+    ],
+)
+def test_step_matches_upstream_trainer(cleansed_sample, tmp_path, step, changes):
+    # Given identical initial weights, batch, seed and settings
+    config = replace(
+        TrainConfig(
+            image_size=32,
+            batch_size=2,
+            latent_dim=32,
+            fmap_max=16,
+            aug_prob=0.5,
+            aug_types=("translation", "cutout", "color"),
+        ),
+        **changes,
+    )
+    torch.manual_seed(7)
+    gan = build_gan(config, torch.device("cpu"))
+    init_state = {k: v.clone() for k, v in gan.state_dict().items()}
+    batch = load_image_folder(cleansed_sample, 3, 32)[:2].float() / 255
+    torch.save(
+        {
+            "config": trainer_kwargs(config),
+            "init_state": init_state,
+            "batch": batch,
+            "seed": SEED,
+            "step": step,
+        },
+        tmp_path / "in.pt",
+    )
+    # When upstream's Trainer (in its own process) and our StepRunner each take one step
+    oracle = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.upstream_oracle",
+            str(tmp_path / "in.pt"),
+            str(tmp_path / "out.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert oracle.returncode == 0, oracle.stderr[-3000:]
+    expected = torch.load(tmp_path / "out.pt", weights_only=True)
+    runner = StepRunner(
+        gan, FixedBatches(batch), config, torch.device("cpu"), None, config.aug_prob
+    )
+    torch.manual_seed(SEED)
+    random.seed(SEED)
+    losses = runner.step(step)
+    # Then the losses and the updated weights agree
+    assert losses.d_loss == pytest.approx(expected["d_loss"], rel=1e-5, abs=1e-6)
+    assert losses.g_loss == pytest.approx(expected["g_loss"], rel=1e-5, abs=1e-6)
+    if step % 4 == 0:
+        assert expected["gp"] is not None and losses.gp == pytest.approx(expected["gp"], rel=1e-4)
+    ours = gan.state_dict()
+    mismatched = [
+        k
+        for k, v in expected["state"].items()
+        if not torch.allclose(ours[k].float(), v.float(), rtol=1e-4, atol=1e-6)
+    ]
+    assert mismatched == []
