@@ -177,7 +177,6 @@ def generate_images(
     latents = torch.randn(count, config.latent_dim, generator=latent_stream)
     started = time.monotonic()
     arrays = list(to_uint8(sample(network, latents, batch_size, seed)))
-    seconds = time.monotonic() - started
     files, gallery = [], []
     for index, array in enumerate(arrays):
         name = f"image_{index:04d}.png"
@@ -185,6 +184,7 @@ def generate_images(
         (out_dir / name).write_bytes(data)
         files.append(name)
         gallery.append((name, data))
+    seconds = time.monotonic() - started  # sampling and writing the images, as upstream's generate
     columns = max(1, int(np.ceil(np.sqrt(count))))
     grid = make_grid(arrays, columns)
     grid.save(out_dir / "grid.png")

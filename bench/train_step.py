@@ -1,0 +1,168 @@
+"""Training step time: this project's trainer against upstream's `Trainer`, same config.
+
+    python -m bench.train_step [--steps 12] [--image-size 32] [--batch-size 4] [--device cpu]
+    python -m bench.train_step --device cuda --image-size 256 --batch-size 16 --amp bf16   # GPU
+
+Each side runs in its own process on the same cleansed images. Upstream reads
+through its DataLoader (decoding files every step); ours serves batches from
+memory. The first step (and upstream's step-0 evaluation) is excluded; the
+median of the remaining step times is compared. On a machine without CUDA,
+upstream runs through a test shim that redirects its `.cuda()` calls to the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import ROOT
+
+
+def prepare_images(folder: Path, image_size: int, count: int) -> None:
+    from src.image_cleanse import CleanseSettings, cleanse_folder
+
+    source = ROOT / "data" / "sample"
+    cleanse_folder(source, folder, CleanseSettings(image_size=image_size, min_side=1))
+    existing = sorted(folder.glob("*.png"))
+    for index in range(count - len(existing)):  # pad to `count` by copying
+        (folder / f"copy_{index:04d}.png").write_bytes(existing[index % len(existing)].read_bytes())
+
+
+def run_ours(args: argparse.Namespace) -> dict:
+    import torch
+
+    from src.gan_config import TrainConfig
+    from src.gan_model import build_gan, pick_device
+    from src.gan_training import StepRunner, flush_denormals, resolve_amp
+    from src.image_bank import ImageBank, load_image_folder
+
+    config = TrainConfig(
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        latent_dim=args.latent_dim,
+        fmap_max=args.fmap_max,
+        attn_res_layers=tuple(args.attn),
+        amp=args.amp,
+    )
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    random.seed(0)
+    load_started = time.perf_counter()
+    images = load_image_folder(Path(args.data), config.channels, config.image_size)
+    load_seconds = time.perf_counter() - load_started
+    bank = ImageBank(images, 0, device)
+    runner = StepRunner(
+        build_gan(config, device), bank, config, device, resolve_amp(args.amp, device), 0.3
+    )
+    times = []
+    with flush_denormals(device):  # as train_gan does
+        for step in range(args.steps):
+            started = time.perf_counter()
+            runner.step(step)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+    return {
+        "step_times": times[1:],
+        "data_seconds": runner.data_seconds + load_seconds,
+        "total": sum(times) + load_seconds,
+    }
+
+
+def run_upstream(args: argparse.Namespace) -> dict:
+    import torch
+
+    if torch.cuda.is_available() and args.device != "cpu":
+        import lightweight_gan.lightweight_gan as module
+    else:
+        from tests.support.upstream_cpu import load_upstream_on_cpu
+
+        module = load_upstream_on_cpu()
+    torch.manual_seed(0)
+    random.seed(0)
+    with tempfile.TemporaryDirectory() as base:
+        trainer = module.Trainer(
+            base_dir=base,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            latent_dim=args.latent_dim,
+            fmap_max=args.fmap_max,
+            attn_res_layers=args.attn,
+            aug_prob=0.3,
+            use_aim=False,
+            save_every=10**9,
+            evaluate_every=10**9,
+            num_image_tiles=3,
+            amp=args.amp != "off",
+        )
+        trainer.set_data_src(args.data)
+        times = []
+        for _ in range(args.steps):
+            started = time.perf_counter()
+            trainer.train()
+            if torch.cuda.is_available() and args.device != "cpu":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+    return {"step_times": times[1:]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--latent-dim", type=int, default=64)
+    parser.add_argument("--fmap-max", type=int, default=32)
+    parser.add_argument("--attn", type=int, nargs="*", default=[])
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, order alternated")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", default="off")
+    parser.add_argument("--worker", choices=["ours", "upstream"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        result = run_ours(args) if args.worker == "ours" else run_upstream(args)
+        print("RESULT " + json.dumps(result))
+        return
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("CUDA is not available here: the GPU benchmark was skipped")
+            return
+    with tempfile.TemporaryDirectory() as folder:
+        prepare_images(Path(folder), args.image_size, args.images)
+        results: dict[str, list[dict]] = {"upstream": [], "ours": []}
+        for round_index in range(args.rounds):  # alternate the order: the machine drifts
+            order = ("upstream", "ours") if round_index % 2 == 0 else ("ours", "upstream")
+            for worker in order:
+                command = [sys.executable, "-m", "bench.train_step", *sys.argv[1:]]
+                command += ["--worker", worker, "--data", folder]
+                run = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+                results[worker].append(json.loads(run.stdout.split("RESULT ", 1)[1]))
+    upstream = statistics.median(t for r in results["upstream"] for t in r["step_times"])
+    ours = statistics.median(t for r in results["ours"] for t in r["step_times"])
+    data = sum(r["data_seconds"] for r in results["ours"])
+    share = data / sum(r["total"] for r in results["ours"])
+    print(
+        f"train step, {args.image_size}px, batch {args.batch_size}, {args.device}, amp {args.amp}, "
+        f"median of {args.rounds} x {args.steps - 1} steps per side"
+    )
+    print(f"  upstream Trainer.train: {upstream:.3f}s/step")
+    print(f"  this project:           {ours:.3f}s/step")
+    print(f"  ratio ours/upstream:    {ours / upstream:.2f}x (below 1.0 is faster)")
+    print(f"  data-loading share of our run (incl. the one-off load): {share:.2%}")
+
+
+if __name__ == "__main__":
+    main()
