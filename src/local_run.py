@@ -194,6 +194,7 @@ def run_locally(options: LocalRunOptions) -> LocalRunSummary:
     os.environ.setdefault("PIP_NO_INDEX", "1")  # everything the steps pin is already installed
     os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     emulator = None
+    previous_host = os.environ.get("STORAGE_EMULATOR_HOST")
     started = time.monotonic()
     try:
         if options.source is None:
@@ -234,7 +235,10 @@ def run_locally(options: LocalRunOptions) -> LocalRunSummary:
     finally:
         if emulator is not None:
             emulator.stop()
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+            if previous_host is None:
+                os.environ.pop("STORAGE_EMULATOR_HOST", None)
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = previous_host
     run_dir = max(_run_folders(pipeline_root) - runs_before)
     return LocalRunSummary(
         succeeded=True, run_dir=run_dir, wall_seconds=wall, steps=read_task_outputs(run_dir)
