@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import ROOT
 from bench.train_step import prepare_images
 
-SMOKE = {"image_size": 32, "batch_size": 4, "latent_dim": 64, "fmap_max": 32}
+SMOKE = {"image_size": 32, "batch_size": 4, "latent_dim": 64, "fmap_max": 32, "disc_output_size": 1}
 
 
 def worker(kind: str, data: str, steps: int) -> None:

@@ -90,6 +90,7 @@ def run_upstream(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as base:
         trainer = module.Trainer(
             base_dir=base,
+            disc_output_size=1,  # upstream's CLI default and ours; Trainer's own default is 5
             image_size=args.image_size,
             batch_size=args.batch_size,
             latent_dim=args.latent_dim,

@@ -91,6 +91,7 @@ def build_pipeline(
         disc_output_size: int = 1,
         dual_contrast_loss: bool = False,
         antialias: bool = False,
+        transparent: bool = False,
         save_every: int = 1000,
         seed: int = 0,
         amp: str = "auto",
@@ -107,6 +108,7 @@ def build_pipeline(
             raw_images=download.outputs["images"],
             image_size=image_size,
             min_images=batch_size,
+            transparent=transparent,
             near_duplicate_distance=near_duplicate_distance,
         )
 
@@ -125,6 +127,7 @@ def build_pipeline(
             disc_output_size=disc_output_size,
             dual_contrast_loss=dual_contrast_loss,
             antialias=antialias,
+            transparent=transparent,
             save_every=save_every,
             seed=seed,
             amp=amp,

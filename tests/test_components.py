@@ -96,3 +96,17 @@ def test_generate_component_writes_n_pngs_grid_gallery_and_score(
     assert samples.metadata["generator"] == "raw"
     assert metrics.metadata["swd_vs_real"] > 0
     assert Path(gallery.path).read_text().count("data:image/png;base64,") == 6
+
+
+def test_transparent_images_flow_through_cleanse_train_and_generate(sample_bucket, tmp_path):
+    raw = artifact(Dataset, tmp_path / "raw")
+    download_images.python_func(source_uri=sample_bucket, images=raw, workers=4)
+    cleansed = artifact(Dataset, tmp_path / "clean")
+    cleanse_images.python_func(raw_images=raw, cleansed=cleansed, metrics=artifact(Metrics, tmp_path / "m1"), report=artifact(Markdown, tmp_path / "r"), image_size=32, transparent=True)  # fmt: skip
+    assert cleansed.metadata["mode"] == "RGBA"
+    model = artifact(Model, tmp_path / "model")
+    train_gan.python_func(images=cleansed, model=model, metrics=artifact(Metrics, tmp_path / "m2"), loss_curves=artifact(HTML, tmp_path / "c.html"), image_size=32, batch_size=2, gradient_accumulate_every=1, steps=1, latent_dim=32, fmap_max=16, attn_res_layers="", transparent=True)  # fmt: skip
+    samples = artifact(Artifact, tmp_path / "s")
+    generate_images.python_func(model=model, real_images=cleansed, samples=samples, gallery=artifact(HTML, tmp_path / "g.html"), metrics=artifact(Metrics, tmp_path / "m3"), num_images=2, interpolation_steps=0)  # fmt: skip
+    with Image.open(tmp_path / "s" / "image_0000.png") as image:
+        assert image.mode == "RGBA"

@@ -14,6 +14,7 @@ def cleanse_images(
     report: Output[Markdown],
     image_size: int = 256,
     mode: str = "RGB",
+    transparent: bool = False,
     min_side: int = 0,
     min_images: int = 1,
     near_duplicate_distance: int = -1,
@@ -28,6 +29,7 @@ def cleanse_images(
         report: the same as a table, with example file names.
         image_size: output side in pixels (power of two, at least 32).
         mode: RGB, RGBA or L.
+        transparent: keep transparency (RGBA) for a transparent GAN; overrides mode.
         min_side: drop images whose short side is below this (0: image_size / 2).
         min_images: fail if fewer images survive (set to the training batch size).
         near_duplicate_distance: dHash distance for near-duplicates (-1: off).
@@ -43,6 +45,7 @@ def cleanse_images(
     from src.step_logging import configure_logging
 
     configure_logging()
+    mode = "RGBA" if transparent else mode
     settings = CleanseSettings(
         image_size=image_size,
         mode=mode,

@@ -25,6 +25,7 @@ def train_gan(
     disc_output_size: int = 1,
     dual_contrast_loss: bool = False,
     antialias: bool = False,
+    transparent: bool = False,
     save_every: int = 1000,
     seed: int = 0,
     amp: str = "auto",
@@ -49,6 +50,7 @@ def train_gan(
         disc_output_size: 1 or 5.
         dual_contrast_loss: use the dual contrastive loss (needs disc_output_size=1).
         antialias: blur in up/downsampling.
+        transparent: train on RGBA images (4 channels).
         save_every: checkpoint interval in steps.
         seed: random seed.
         amp: off, auto (bf16 or fp16 on CUDA), bf16 or fp16.
@@ -78,6 +80,7 @@ def train_gan(
         disc_output_size=disc_output_size,
         dual_contrast_loss=dual_contrast_loss,
         antialias=antialias,
+        transparent=transparent,
         save_every=save_every,
         log_every=max(1, min(100, steps // 20)),
         seed=seed,
