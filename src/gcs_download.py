@@ -9,19 +9,22 @@ never a complete download. A failure clears the folder.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import json
 import logging
 import os
 import random
 import shutil
+import stat
 import tarfile
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from src.progress import Progress
 from src.safe_paths import resolve_inside, safe_relative_path
@@ -346,10 +349,7 @@ def _download_archive(
     images_root = dest / IMAGES_DIR
     images_root.mkdir(parents=True, exist_ok=True)
     try:
-        if blob.name.lower().endswith(".zip"):
-            entries, skipped = _extract_zip(archive_path, images_root, limits, blob)
-        else:
-            entries, skipped = _extract_tar(archive_path, images_root, limits, blob)
+        entries, skipped = _extract_archive(archive_path, images_root, limits, blob)
     finally:
         archive_path.unlink(missing_ok=True)
     if not entries:
@@ -371,67 +371,79 @@ def _archive_entry(blob, relative: PurePosixPath, size: int, crc: str | None) ->
     )
 
 
-def _extract_zip(
-    path: Path, root: Path, limits: DownloadLimits, blob
-) -> tuple[list[ManifestEntry], Counter]:
-    import stat
+@dataclass(frozen=True)
+class ArchiveMember:
+    """One file in a zip or tar archive, whatever the format."""
 
-    entries: list[ManifestEntry] = []
+    name: str
+    size: int
+    is_link_or_special: bool
+    crc32: str | None
+    open: Callable[[], BinaryIO]
+
+
+def _zip_members(archive: zipfile.ZipFile) -> list[ArchiveMember]:
+    return [
+        ArchiveMember(
+            name=info.filename,
+            size=info.file_size,
+            is_link_or_special=stat.S_ISLNK(info.external_attr >> 16),
+            crc32=f"{info.CRC:08x}",
+            open=functools.partial(archive.open, info),
+        )
+        for info in archive.infolist()
+        if not info.is_dir()
+    ]
+
+
+def _tar_members(archive: tarfile.TarFile) -> list[ArchiveMember]:
+    return [
+        ArchiveMember(
+            name=member.name,
+            size=member.size,
+            is_link_or_special=not member.isreg(),
+            crc32=None,
+            open=functools.partial(archive.extractfile, member),
+        )
+        for member in archive.getmembers()
+        if not member.isdir()
+    ]
+
+
+def _extract_members(
+    members: list[ArchiveMember], root: Path, limits: DownloadLimits, blob
+) -> tuple[list[ManifestEntry], Counter]:
+    """Writes the safe image members below root; links, unsafe names and non-images are counted."""
     skipped: Counter = Counter()
-    with zipfile.ZipFile(path) as archive:
-        members = []
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            relative = safe_relative_path(info.filename)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                skipped["link_or_special"] += 1
-            elif relative is None:
-                skipped["unsafe_name"] += 1
-                log.warning("skipping archive member with an unsafe name: %r", info.filename)
-            elif not has_image_extension(info.filename):
-                skipped["not_image_extension"] += 1
-            else:
-                members.append((info, relative))
-        _check_limits(len(members), sum(i.file_size for i, _ in members), limits, "the archive")
-        for info, relative in sorted(members, key=lambda m: m[1].as_posix()):
-            target = resolve_inside(root, relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as source, open(target, "wb") as sink:
-                shutil.copyfileobj(source, sink)
-            entries.append(_archive_entry(blob, relative, info.file_size, f"{info.CRC:08x}"))
+    chosen: list[tuple[ArchiveMember, PurePosixPath]] = []
+    for member in members:
+        relative = safe_relative_path(member.name)
+        if member.is_link_or_special:
+            skipped["link_or_special"] += 1
+        elif relative is None:
+            skipped["unsafe_name"] += 1
+            log.warning("skipping archive member with an unsafe name: %r", member.name)
+        elif not has_image_extension(member.name):
+            skipped["not_image_extension"] += 1
+        else:
+            chosen.append((member, relative))
+    _check_limits(len(chosen), sum(m.size for m, _ in chosen), limits, "the archive")
+    entries = []
+    for member, relative in sorted(chosen, key=lambda item: item[1].as_posix()):
+        target = resolve_inside(root, relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with member.open() as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+        entries.append(_archive_entry(blob, relative, member.size, member.crc32))
     return entries, skipped
 
 
-def _extract_tar(
-    path: Path, root: Path, limits: DownloadLimits, blob
-) -> tuple[list[ManifestEntry], Counter]:
-    entries: list[ManifestEntry] = []
-    skipped: Counter = Counter()
+def _extract_archive(path: Path, root: Path, limits: DownloadLimits, blob) -> tuple[list[ManifestEntry], Counter]:  # fmt: skip
+    if blob.name.lower().endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            return _extract_members(_zip_members(archive), root, limits, blob)
     with tarfile.open(path, mode="r:*") as archive:
-        members = []
-        for member in archive.getmembers():
-            if member.isdir():
-                continue
-            relative = safe_relative_path(member.name)
-            if not member.isreg():
-                skipped["link_or_special"] += 1
-            elif relative is None:
-                skipped["unsafe_name"] += 1
-                log.warning("skipping archive member with an unsafe name: %r", member.name)
-            elif not has_image_extension(member.name):
-                skipped["not_image_extension"] += 1
-            else:
-                members.append((member, relative))
-        _check_limits(len(members), sum(m.size for m, _ in members), limits, "the archive")
-        for member, relative in sorted(members, key=lambda m: m[1].as_posix()):
-            target = resolve_inside(root, relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = archive.extractfile(member)
-            with source, open(target, "wb") as sink:
-                shutil.copyfileobj(source, sink)
-            entries.append(_archive_entry(blob, relative, member.size, None))
-    return entries, skipped
+        return _extract_members(_tar_members(archive), root, limits, blob)
 
 
 def require_complete(dataset_dir: Path) -> Path:
