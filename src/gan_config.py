@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from src.validation import ConfigError, check_image_size, check_positive
@@ -57,7 +57,6 @@ class TrainConfig:
     amp: str = "auto"
     max_nan_restarts: int = 3
     name: str = "default"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raises ConfigError naming the first bad setting and its fix."""
@@ -154,6 +153,3 @@ def parse_int_list(text: str) -> tuple[int, ...]:
 
 def parse_str_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-_ = asdict  # re-exported for callers that serialise configs
