@@ -16,8 +16,8 @@ from pathlib import Path
 
 from bench.common import median_seconds, report
 from src.gcs_download import download_dataset
-from src.gcs_emulator import GcsEmulator
-from tests.support.http_proxy import HttpProxy, storage_client
+from src.gcs_emulator import GcsEmulator, anonymous_client
+from tests.support.http_proxy import HttpProxy
 
 PAYLOAD = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
 
@@ -43,7 +43,7 @@ def main() -> None:
         bucket = server.client().create_bucket("bench")
         for index in range(args.objects):
             bucket.blob(f"set/{index:05d}.png").upload_from_string(PAYLOAD)
-        client = storage_client(proxy.url)
+        client = anonymous_client(proxy.url)
         out = work / "out"
         reset = lambda: shutil.rmtree(out, ignore_errors=True)  # noqa: E731
         baseline, _ = median_seconds(

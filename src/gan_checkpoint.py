@@ -9,7 +9,6 @@ Layout of a model folder:
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from importlib import metadata
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from src.atomic_files import write_json_atomically
 from src.gan_config import TrainConfig
 
 FORMAT = "lwgan-kfp/1"
@@ -82,12 +82,6 @@ def atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def write_json_atomically(path: Path, payload: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(temporary, path)
 
 
 def save_checkpoint(model_dir: Path, state: dict[str, Any], config: TrainConfig) -> Path:

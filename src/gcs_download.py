@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from src.atomic_files import write_json_atomically
 from src.progress import Progress
 from src.safe_paths import resolve_inside, safe_relative_path
 from src.validation import ConfigError, parse_gcs_uri
@@ -159,12 +160,6 @@ def _clear_folder(folder: Path) -> None:
                 child.unlink()
 
 
-def _write_json_atomically(path: Path, payload: Any) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(temporary, path)
-
-
 def download_dataset(
     source_uri: str,
     dest: Path,
@@ -192,7 +187,7 @@ def download_dataset(
         else:
             entries, skipped = _download_objects(blobs, prefix, dest, workers, limits, attempts)
         digest = manifest_digest(entries)
-        _write_json_atomically(
+        write_json_atomically(
             dest / MANIFEST_NAME,
             {
                 "source_uri": source_uri,
@@ -300,12 +295,7 @@ def _download_objects(
         target = resolve_inside(images_root, relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        pinned = blob.bucket.blob(blob.name, generation=blob.generation)
-        with_retries(
-            lambda: pinned.download_to_filename(str(partial), retry=None),
-            what=f"download of {blob.name}",
-            attempts=attempts,
-        )
+        _download_listed_generation(blob, partial, attempts)
         os.replace(partial, target)
         return ManifestEntry(
             name=blob.name,
@@ -325,6 +315,16 @@ def _download_objects(
     return entries, skipped
 
 
+def _download_listed_generation(blob, path: Path, attempts: int) -> None:
+    """Fetches exactly the generation that was listed, retrying transient failures."""
+    pinned = blob.bucket.blob(blob.name, generation=blob.generation)
+    with_retries(
+        lambda: pinned.download_to_filename(str(path), retry=None),
+        what=f"download of {blob.name}",
+        attempts=attempts,
+    )
+
+
 def _widen_connection_pool(client, workers: int) -> None:
     """requests keeps 10 connections per host by default; let each worker have one."""
     import requests
@@ -340,12 +340,7 @@ def _download_archive(
     blob, dest: Path, limits: DownloadLimits, attempts: int
 ) -> tuple[list[ManifestEntry], Counter]:
     archive_path = dest / ".archive.part"
-    pinned = blob.bucket.blob(blob.name, generation=blob.generation)
-    with_retries(
-        lambda: pinned.download_to_filename(str(archive_path), retry=None),
-        what=f"download of {blob.name}",
-        attempts=attempts,
-    )
+    _download_listed_generation(blob, archive_path, attempts)
     images_root = dest / IMAGES_DIR
     images_root.mkdir(parents=True, exist_ok=True)
     try:

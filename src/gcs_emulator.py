@@ -31,6 +31,18 @@ def emulator_binary() -> Path:
     return Path(_server._get_binary_path())
 
 
+def anonymous_client(endpoint: str, project: str = "local-project"):
+    """A storage client for `endpoint` (an emulator, or a proxy in front of one), no credentials."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project=project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )
+
+
 @dataclass
 class GcsEmulator:
     """A running fake-gcs-server process."""
@@ -91,14 +103,7 @@ class GcsEmulator:
 
     def client(self, project: str = "local-project"):
         """A storage client bound to this emulator with anonymous credentials."""
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        return storage.Client(
-            project=project,
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": self.url},
-        )
+        return anonymous_client(self.url, project)
 
     def stop(self) -> None:
         """Terminates the server (idempotent)."""

@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.gan_config import TrainConfig
-from src.validation import check_image_size, check_positive, parse_gcs_uri
-
 log = logging.getLogger(__name__)
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -50,32 +47,25 @@ class LocalRunOptions:
     extra_params: dict[str, str] = field(default_factory=dict)
     caching: bool = False
 
-    def parameters(self, source_uri: str) -> dict[str, Any]:
-        """Pipeline arguments, typed as the pipeline declares them."""
+    @property
+    def source_uri(self) -> str:
+        return self.source or f"gs://{SAMPLE_BUCKET}/{SAMPLE_PREFIX}"
+
+    def parameters(self) -> dict[str, Any]:
+        """Pipeline arguments, typed as the pipeline declares them and checked before any work."""
+        from src.pipeline_params import check_values, coerce_parameters
+
         params = {
             **LOCAL_DEFAULTS,
-            "source_uri": source_uri,
+            "source_uri": self.source_uri,
             "steps": self.steps,
             "image_size": self.image_size,
             "batch_size": self.batch_size,
             "num_images": self.num_images,
         }
-        from src.pipeline_params import coerce_parameters
-
         params.update(coerce_parameters(self.extra_params))
+        check_values(params)
         return params
-
-    def validate(self) -> None:
-        """Checks what can be checked before any step starts."""
-        if self.source is not None:
-            parse_gcs_uri(self.source)
-        check_image_size(self.image_size)
-        check_positive("steps", self.steps)
-        check_positive("batch_size", self.batch_size)
-        check_positive("num_images", self.num_images)
-        from src.pipeline_params import coerce_parameters
-
-        coerce_parameters(self.extra_params)
 
 
 @dataclass
@@ -179,7 +169,7 @@ def _run_folders(pipeline_root: Path) -> set[Path]:
 
 def run_locally(options: LocalRunOptions) -> LocalRunSummary:
     """Runs the four steps with kfp.local and returns what happened."""
-    options.validate()
+    params = options.parameters()
     from kfp import local
 
     from src.gcs_emulator import GcsEmulator
@@ -190,7 +180,6 @@ def run_locally(options: LocalRunOptions) -> LocalRunSummary:
     pipeline_root = workdir / "pipeline_root"
     pipeline_root.mkdir(parents=True, exist_ok=True)
     runs_before = _run_folders(pipeline_root)
-    run_dir = pipeline_root
     os.environ.setdefault("PIP_NO_INDEX", "1")  # everything the steps pin is already installed
     os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     emulator = None
@@ -201,16 +190,12 @@ def run_locally(options: LocalRunOptions) -> LocalRunSummary:
             emulator = GcsEmulator.start(workdir / "logs")
             os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
             uploaded = upload_folder(emulator.client(), SAMPLE_DIR, SAMPLE_BUCKET, SAMPLE_PREFIX)
-            source = f"gs://{SAMPLE_BUCKET}/{SAMPLE_PREFIX}"
             log.info(
-                "emulator at %s holds %d sample files under %s", emulator.url, uploaded, source
+                "emulator at %s holds %d sample files under %s",
+                emulator.url,
+                uploaded,
+                options.source_uri,
             )
-        else:
-            source = options.source
-        params = options.parameters(source)
-        TrainConfig(
-            image_size=params["image_size"], batch_size=params["batch_size"], steps=params["steps"]
-        ).validate()
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
             pipeline_root=str(pipeline_root),

@@ -25,6 +25,7 @@ from kfp import compiler, dsl
 from src.accelerators import GKE_ACCELERATOR_LABEL, GKE_GPU_RESOURCE, GpuRequest
 from src.components import cleanse_images, download_images, generate_images, train_gan
 from src.embedded_code import for_image
+from src.pipeline_params import parse_key_value
 from src.validation import ConfigError
 
 PIPELINE_NAME = "lightweight-gan"
@@ -239,13 +240,6 @@ def _command_run(args: argparse.Namespace) -> int:
     return 0 if summary.succeeded else 1
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    key, value = text.split("=", 1)
-    return key.strip(), value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m src.pipeline",
@@ -288,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_parser.add_argument(
         "--param",
-        type=_key_value,
+        type=parse_key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",

@@ -21,6 +21,16 @@ _POSITIVE = (
 )
 
 
+def parse_key_value(text: str) -> tuple[str, str]:
+    """`"steps=500"` -> `("steps", "500")`, for argparse's `type=`."""
+    import argparse
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    key, value = text.split("=", 1)
+    return key.strip(), value
+
+
 def parameter_types() -> dict[str, type]:
     """Name -> Python type of every pipeline parameter, read from the pipeline's signature."""
     from src.pipeline import build_pipeline
@@ -58,15 +68,26 @@ def coerce_parameters(values: dict[str, Any]) -> dict[str, Any]:
     return {name: coerce_value(name, value, types[name]) for name, value in values.items()}
 
 
-def validate_for_submission(values: dict[str, Any]) -> dict[str, Any]:
-    """Typed values for a cloud run: source_uri must be given; sizes and counts must make sense."""
-    typed = coerce_parameters(values)
-    if "source_uri" not in typed:
-        raise ConfigError("pass the images to train on: --param source_uri=gs://BUCKET/PREFIX")
-    parse_gcs_uri(typed["source_uri"])
+def check_values(typed: dict[str, Any]) -> None:
+    """Checks what can be checked before any step runs, for the values that are given."""
+    if "source_uri" in typed:
+        parse_gcs_uri(typed["source_uri"])
     if "image_size" in typed:
         check_image_size(typed["image_size"])
     for name in _POSITIVE:
         if name in typed:
             check_positive(name, typed[name])
+    if typed.get("dual_contrast_loss") and typed.get("disc_output_size", 1) > 1:
+        raise ConfigError(
+            "dual_contrast_loss needs disc_output_size=1: set disc_output_size to 1 "
+            "or turn dual_contrast_loss off"
+        )
+
+
+def validate_for_submission(values: dict[str, Any]) -> dict[str, Any]:
+    """Typed values for a cloud run: source_uri must be given; sizes and counts must make sense."""
+    typed = coerce_parameters(values)
+    if "source_uri" not in typed:
+        raise ConfigError("pass the images to train on: --param source_uri=gs://BUCKET/PREFIX")
+    check_values(typed)
     return typed

@@ -7,14 +7,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from src.pipeline_params import parse_key_value
 from src.validation import ConfigError
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    key, value = text.split("=", 1)
-    return key.strip(), value
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +16,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--param",
-        type=_key_value,
+        type=parse_key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -67,7 +61,7 @@ def add_submit_parser(commands: argparse._SubParsersAction) -> None:
     vertex.add_argument("--job-id", default=None, help="explicit job ID (default: generated)")
     vertex.add_argument(
         "--label",
-        type=_key_value,
+        type=parse_key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from src.gcs_download import DownloadError, DownloadLimits, download_dataset, require_complete
-from src.gcs_emulator import GcsEmulator
-from tests.support.http_proxy import HttpProxy, storage_client
+from src.gcs_emulator import GcsEmulator, anonymous_client
+from tests.support.http_proxy import HttpProxy
 
 PNG = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
 
@@ -174,7 +174,7 @@ def test_transient_503s_are_retried_to_success(emulator, fresh_bucket, tmp_path)
         result = download_dataset(
             f"gs://{fresh_bucket.name}/set/",
             tmp_path / "ds",
-            client=storage_client(proxy.url),
+            client=anonymous_client(proxy.url),
             workers=4,
         )
     finally:
@@ -197,7 +197,7 @@ def test_server_gone_mid_download_leaves_no_complete_looking_artifact(tmp_path):
     try:
         with pytest.raises(Exception):  # noqa: B017 - whichever transport error comes last
             download_dataset(
-                "gs://dying/set/", dest, client=storage_client(proxy.url), workers=2, attempts=2
+                "gs://dying/set/", dest, client=anonymous_client(proxy.url), workers=2, attempts=2
             )
     finally:
         proxy.stop()

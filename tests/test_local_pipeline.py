@@ -124,3 +124,22 @@ def test_changed_bucket_is_never_served_from_the_cache(emulator, fresh_bucket, t
     assert first.steps["download-images"]["object_count"] == 6
     assert second.steps["download-images"]["object_count"] == 8
     assert second.steps["cleanse-images"]["metrics"]["kept"] == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "steps=0"], "steps=0 must be positive"),
+        (["--source", "/data/cats"], "is not a GCS URI"),
+        (
+            ["--param", "dual_contrast_loss=true", "--param", "disc_output_size=5"],
+            "disc_output_size=1",
+        ),
+    ],
+)
+def test_bad_values_given_as_params_are_refused_before_anything_runs(
+    tmp_path, capsys, args, message
+):
+    assert main(["run", "--workdir", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

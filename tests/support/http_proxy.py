@@ -95,15 +95,3 @@ class HttpProxy:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
-
-
-def storage_client(endpoint: str):
-    """A storage client that talks to `endpoint` with anonymous credentials."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    return storage.Client(
-        project="test",
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": endpoint},
-    )
