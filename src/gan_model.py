@@ -7,6 +7,7 @@ import threading
 import torch
 from torch import nn
 
+from src.attention_layout import use_channels_first_attention
 from src.gan_config import TrainConfig
 from src.upstream_gan import upstream
 
@@ -23,6 +24,8 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 def build_gan(config: TrainConfig, device: torch.device) -> nn.Module:
     """Upstream's `LightweightGAN` with upstream's initialisation, moved to `device`.
+
+    Its attention layers compute in channels-first layout (`src.attention_layout`).
 
     Upstream's `Trainer.init_GAN` chooses antialiasing and the norm layer by
     rebinding module globals before construction; we do the same, under a lock,
@@ -58,4 +61,5 @@ def build_gan(config: TrainConfig, device: torch.device) -> nn.Module:
             )
         finally:
             module.Blur, module.norm_class = saved
+    use_channels_first_attention(gan)
     return gan.to(device)  # in-place: the optimizers keep pointing at the same parameters

@@ -22,6 +22,15 @@ from typing import Any
 import torch
 from torch.autograd import grad as torch_grad
 
+from src.data_parallel import (
+    SINGLE,
+    Ranks,
+    average_gradients,
+    broadcast_parameters,
+    gather,
+    run_on_ranks,
+    weights_checksum,
+)
 from src.gan_checkpoint import (
     CHECKPOINT_NAME,
     check_compatible,
@@ -72,6 +81,7 @@ class TrainResult:
     nan_restarts: int
     final_d_loss: float | None
     final_g_loss: float | None
+    world_size: int = 1
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -113,8 +123,10 @@ class StepRunner:
         device: torch.device,
         amp_dtype: torch.dtype | None,
         aug_prob: float,
+        ranks: Ranks = SINGLE,
     ) -> None:
         self.gan, self.bank, self.config, self.device = gan, bank, config, device
+        self.ranks = ranks
         self.amp_dtype = amp_dtype
         fp16 = amp_dtype is torch.float16
         self.d_scaler = torch.amp.GradScaler(device.type, enabled=fp16)
@@ -154,6 +166,7 @@ class StepRunner:
         total_disc = torch.zeros([], device=self.device)
         total_gen = torch.zeros([], device=self.device)
         last_gp = None
+        failure: str | None = None
 
         gan.D_opt.zero_grad()
         for _ in range(accumulate):
@@ -209,9 +222,12 @@ class StepRunner:
                             last_gp = gp.detach().item()
             with self.autocast():
                 disc_loss = disc_loss / accumulate
-            _require_finite(disc_loss, "discriminator")
+            if not torch.isfinite(disc_loss).all():
+                failure = failure or f"discriminator loss is {disc_loss.item()}"
+                continue
             self.d_scaler.scale(disc_loss).backward()
             total_disc += divergence.detach()
+        self._average_or_raise(gan.D_opt, failure)
         aux = real_aux.item()
         self.d_scaler.step(gan.D_opt)
         self.d_scaler.update()
@@ -222,7 +238,7 @@ class StepRunner:
             if cfg.dual_contrast_loss:
                 image_batch = self._batch()
                 image_batch.requires_grad_()
-            with self.autocast():
+            with self.autocast(), frozen(gan.D):
                 generated = gan.G(latents)
                 fake_output, fake_32, _ = gan.D_aug(generated, **self.aug_kwargs)
                 real_output, real_32 = (None, None)
@@ -230,9 +246,12 @@ class StepRunner:
                     real_output, real_32, _ = gan.D_aug(image_batch, **self.aug_kwargs)
                 loss = self.g_loss_fn(fake_output, real_output)
                 gen_loss = (loss + self.g_loss_fn(fake_32, real_32)) / accumulate
-            _require_finite(gen_loss, "generator")
+            if not torch.isfinite(gen_loss).all():
+                failure = failure or f"generator loss is {gen_loss.item()}"
+                continue
             self.g_scaler.scale(gen_loss).backward()
             total_gen += loss.detach()
+        self._average_or_raise(gan.G_opt, failure)
         self.g_scaler.step(gan.G_opt)
         self.g_scaler.update()
 
@@ -247,7 +266,22 @@ class StepRunner:
             aux=aux,
         )
 
+    def _average_or_raise(self, optimizer: torch.optim.Optimizer, failure: str | None) -> None:
+        """Averages gradients over ranks; raises on every rank if any rank's loss was not finite."""
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if average_gradients(params, self.ranks, failed=failure is not None):
+            raise NonFiniteLoss(failure or "a loss on another training process is not finite")
+
     def state(self, step: int, history: list[dict[str, float]]) -> dict[str, Any]:
+        """Everything to resume exactly; collective with several ranks (each adds its RNG and data order)."""
+        own = {"rng": rng_state(), "bank": self.bank.state_dict()}
+        others = gather(own, self.ranks)[1:]
+        checksums = gather(weights_checksum(self.gan), self.ranks)
+        if len(set(checksums)) > 1:
+            raise RuntimeError(
+                f"training processes hold different weights at step {step} (checksums {checksums}): "
+                "this is a bug in gradient averaging; resume from the last checkpoint"
+            )
         return {
             "step": step,
             "gan": self.gan.state_dict(),
@@ -255,8 +289,10 @@ class StepRunner:
             "D_opt": self.gan.D_opt.state_dict(),
             "G_scaler": self.g_scaler.state_dict(),
             "D_scaler": self.d_scaler.state_dict(),
-            "bank": self.bank.state_dict(),
-            "rng": rng_state(),
+            "bank": own["bank"],
+            "rng": own["rng"],
+            "world_size": self.ranks.world_size,
+            "other_ranks": others,
             "history": history,
         }
 
@@ -268,8 +304,38 @@ class StepRunner:
             self.g_scaler.load_state_dict(saved["G_scaler"])
         if saved["D_scaler"]:
             self.d_scaler.load_state_dict(saved["D_scaler"])
+        rank = self.ranks.rank
+        if saved.get("world_size", 1) == self.ranks.world_size:
+            own = saved if rank == 0 else saved["other_ranks"][rank - 1]
+            self.bank.load_state_dict(own["bank"])
+            restore_rng_state(own["rng"])
+            return
+        log.warning(
+            "checkpoint was written by %d training processes, this run has %d: weights and "
+            "optimizers resume exactly, data order and random streams start afresh",
+            saved.get("world_size", 1),
+            self.ranks.world_size,
+        )
         self.bank.load_state_dict(saved["bank"])
-        restore_rng_state(saved["rng"])
+        self.bank.start_new_epoch()
+        _seed_rank(self.config.seed, self.ranks, int(saved["step"]), attempt=0, force=True)
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """No weight gradients for `module` inside the block; gradients still flow through it.
+
+    Upstream computes the discriminator's weight gradients in the generator step
+    and throws them away at the next `zero_grad`; skipping them is the same update.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
 
 
 @contextlib.contextmanager
@@ -290,34 +356,74 @@ def _safe_inverse(value: float) -> float:
     return 1.0 / value if value else float("inf")
 
 
-def _require_finite(loss: torch.Tensor, which: str) -> None:
-    if not torch.isfinite(loss).all():
-        raise NonFiniteLoss(f"{which} loss is {loss.item()}")
-
-
 def train_gan(
     data_dir: Path,
     model_dir: Path,
     config: TrainConfig,
     *,
     device: str = "auto",
+    world_size: int | None = None,
     on_step: Callable[[int, StepLosses], None] | None = None,
 ) -> TrainResult:
-    """Trains until `config.steps`, resuming from `model_dir/checkpoint.pt` when present."""
+    """Trains until `config.steps`, resuming from `model_dir/checkpoint.pt` when present.
+
+    `world_size` processes train data-parallel (default: one per visible CUDA
+    device, else one); each takes `config.batch_size` images per micro-batch.
+    """
     config.validate()
     torch_device = pick_device(device)
-    amp_dtype = resolve_amp(config.amp, torch_device)
+    resolve_amp(config.amp, torch_device)
+    if world_size is None:
+        world_size = default_world_size(torch_device)
+    if world_size < 1:
+        raise ConfigError(f"world_size={world_size}: use 1 or more training processes")
+    if world_size == 1:
+        return _train_process(SINGLE, torch_device, data_dir, model_dir, config, on_step)
+    if torch_device.type == "cuda" and world_size > torch.cuda.device_count():
+        raise ConfigError(
+            f"world_size={world_size} but only {torch.cuda.device_count()} CUDA devices are "
+            "visible: request that many GPUs for the task or lower world_size"
+        )
+    log.info(
+        "training on %d processes (%s), gradients averaged each step", world_size, torch_device.type
+    )
+    return run_on_ranks(
+        world_size, torch_device.type, _train_process, data_dir, model_dir, config, None
+    )
+
+
+def default_world_size(device: torch.device) -> int:
+    """One process per visible GPU when training on CUDA without a device index, else one."""
+    if device.type == "cuda" and device.index is None:
+        return max(1, torch.cuda.device_count())
+    return 1
+
+
+def _train_process(
+    ranks: Ranks,
+    device: torch.device,
+    data_dir: Path,
+    model_dir: Path,
+    config: TrainConfig,
+    on_step: Callable[[int, StepLosses], None] | None,
+) -> TrainResult:
+    """One training process: rank 0 logs, checkpoints and exports; all ranks step together."""
+    if not ranks.is_main:
+        logging.getLogger("src").setLevel(logging.WARNING)
+    amp_dtype = resolve_amp(config.amp, device)
     images = load_image_folder(data_dir, config.channels, config.image_size)
-    check_enough_images(len(images), config.batch_size)
+    check_enough_images(len(images) // ranks.world_size, config.batch_size, ranks.world_size)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    gan = build_gan(config, torch_device)
-    bank = ImageBank(images, config.seed, torch_device)
+    gan = build_gan(config, device)
+    broadcast_parameters(gan, ranks)
+    bank = ImageBank(images, config.seed, device, ranks.rank, ranks.world_size)
     aug_prob = config.aug_probability(len(bank))
-    runner = StepRunner(gan, bank, config, torch_device, amp_dtype, aug_prob)
+    _seed_rank(config.seed, ranks, step=0, attempt=0)
+    runner = StepRunner(gan, bank, config, device, amp_dtype, aug_prob, ranks)
     amp_name = "off" if amp_dtype is None else str(amp_dtype).removeprefix("torch.")
 
-    saved = load_checkpoint(model_dir, map_location=torch_device)
+    saved = load_checkpoint(model_dir, map_location=device)
     history: list[dict[str, float]] = []
     if saved is not None:
         check_compatible(saved, config, model_dir / CHECKPOINT_NAME)
@@ -327,12 +433,12 @@ def train_gan(
         log.info("resuming from step %d (checkpoint in %s)", start_step, model_dir)
     else:
         start_step = 0
-        save_checkpoint(model_dir, runner.state(0, history), config)
+        _save(runner, model_dir, config, 0, history)
     log.info(
         "training %d images at %dpx on %s (amp %s, aug_prob %.2f), steps %d -> %d",
         len(bank),
         config.image_size,
-        torch_device,
+        device if not ranks.distributed else f"{ranks.world_size} x {device.type}",
         amp_name,
         aug_prob,
         start_step,
@@ -340,7 +446,7 @@ def train_gan(
     )
 
     started = time.monotonic()
-    with flush_denormals(torch_device):
+    with flush_denormals(device):
         step, last, nan_restarts = _train_loop(
             runner, model_dir, config, start_step, started, history, on_step
         )
@@ -348,27 +454,47 @@ def train_gan(
 
     if saved is not None and last is None and history:
         last = StepLosses(history[-1]["d_loss"], history[-1]["g_loss"], None, 0.0)
-    export_upstream(
-        model_dir,
-        gan.state_dict(),
-        config,
-        step,
-        {"G": runner.g_scaler.state_dict(), "D": runner.d_scaler.state_dict()},
-    )
+    if ranks.is_main:
+        export_upstream(
+            model_dir,
+            gan.state_dict(),
+            config,
+            step,
+            {"G": runner.g_scaler.state_dict(), "D": runner.d_scaler.state_dict()},
+        )
     return TrainResult(
         start_step=start_step,
         end_step=step,
         seconds=seconds,
         data_seconds=runner.data_seconds,
-        device=str(torch_device),
+        device=str(device),
         amp=amp_name,
         image_count=len(bank),
         aug_prob=aug_prob,
         nan_restarts=nan_restarts,
         final_d_loss=last.d_loss if last else None,
         final_g_loss=last.g_loss if last else None,
+        world_size=ranks.world_size,
         history=history,
     )
+
+
+def _seed_rank(seed: int, ranks: Ranks, step: int, attempt: int, force: bool = False) -> None:
+    """Rank 0 keeps the single-process streams; other ranks draw their own latents and augmentations."""
+    if ranks.rank == 0 and step == 0 and attempt == 0 and not force:
+        return
+    # After a NaN restart the restored RNG would replay the failing step: shift it per attempt.
+    shifted = seed * 1_000_003 + step * 101 + attempt + ranks.rank * 7_919
+    torch.manual_seed(shifted)
+    random.seed(shifted)
+
+
+def _save(
+    runner: StepRunner, model_dir: Path, config: TrainConfig, step: int, history: list
+) -> None:
+    state = runner.state(step, history)  # collective: every rank takes part
+    if runner.ranks.is_main:
+        save_checkpoint(model_dir, state, config)
 
 
 def _train_loop(
@@ -401,7 +527,7 @@ def _train_loop(
         step += 1
         if on_step is not None:
             on_step(step, losses)
-        if step % config.log_every == 0 or step == config.steps:
+        if runner.ranks.is_main and (step % config.log_every == 0 or step == config.steps):
             elapsed = time.monotonic() - started
             rate = (step - start_step) / elapsed if elapsed > 0 else 0.0
             history.append(
@@ -418,7 +544,7 @@ def _train_loop(
                 eta,
             )
         if step % config.save_every == 0 or step == config.steps:
-            save_checkpoint(model_dir, runner.state(step, history), config)
+            _save(runner, model_dir, config, step, history)
     return step, last, nan_restarts
 
 
@@ -427,9 +553,7 @@ def _restart_from_checkpoint(
 ) -> int:
     saved = load_checkpoint(model_dir, map_location=runner.device)
     runner.load_state(saved)
-    # The restored RNG would replay the same failing step; shift it per attempt.
-    torch.manual_seed(config.seed * 1_000_003 + int(saved["step"]) * 101 + attempt)
-    random.seed(config.seed * 1_000_003 + int(saved["step"]) * 101 + attempt)
+    _seed_rank(config.seed, runner.ranks, int(saved["step"]), attempt)
     log.warning(
         "%s; reloaded checkpoint at step %d (restart %d/%d)",
         error,

@@ -1,8 +1,10 @@
 """A cleansed image set held in memory once, served as shuffled batches.
 
 Batches follow upstream's loader: a fresh permutation each epoch, the last
-partial batch dropped. The sampler has its own generator, so its state saves
-and restores exactly and it draws nothing from torch's global stream.
+partial batch dropped. With several training processes each takes every
+`world_size`-th image of the shared permutation, like torch's
+DistributedSampler. The sampler has its own generator, so its state saves and
+restores exactly and it draws nothing from torch's global stream.
 """
 
 from __future__ import annotations
@@ -47,23 +49,39 @@ def load_image_folder(
 class ImageBank:
     """Serves float batches in [0, 1] from an in-memory uint8 tensor."""
 
-    def __init__(self, images: torch.Tensor, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        seed: int,
+        device: torch.device,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.images = images.to(device)
         self.device = device
+        self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
-        self.order = torch.randperm(len(images), generator=self.generator)
+        self.order = self._new_epoch()
         self.position = 0
 
     def __len__(self) -> int:
         return len(self.images)
 
+    def _new_epoch(self) -> torch.Tensor:
+        return torch.randperm(len(self.images), generator=self.generator)[
+            self.rank :: self.world_size
+        ]
+
     def next_batch(self, batch_size: int) -> torch.Tensor:
         if self.position + batch_size > len(self.order):
-            self.order = torch.randperm(len(self.images), generator=self.generator)
-            self.position = 0
+            self.start_new_epoch()
         indices = self.order[self.position : self.position + batch_size]
         self.position += batch_size
         return self.images[indices.to(self.device)].float().div_(255.0)
+
+    def start_new_epoch(self) -> None:
+        self.order = self._new_epoch()
+        self.position = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -100,6 +100,8 @@ def build_pipeline(
         generator: str = "auto",
         download_workers: int = 32,
         near_duplicate_distance: int = -1,
+        train_processes: int = 0,
+        fid_weights_uri: str = "",
     ):
         download = download_step(source_uri=source_uri, workers=download_workers)
         # The cache key cannot see the bucket's contents: always list and download afresh.
@@ -132,6 +134,7 @@ def build_pipeline(
             save_every=save_every,
             seed=seed,
             amp=amp,
+            processes=train_processes,
         )
         if gpu is not None:
             request_gpu(train, target, gpu)
@@ -144,6 +147,7 @@ def build_pipeline(
             num_images=num_images,
             seed=seed,
             generator=generator,
+            fid_weights_uri=fid_weights_uri,
         )
 
     return lightweight_gan

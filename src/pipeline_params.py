@@ -77,6 +77,13 @@ def check_values(typed: dict[str, Any]) -> None:
     for name in _POSITIVE:
         if name in typed:
             check_positive(name, typed[name])
+    if str(typed.get("fid_weights_uri", "")).startswith("gs://"):
+        parse_gcs_uri(typed["fid_weights_uri"])
+    if typed.get("train_processes", 0) < 0:
+        raise ConfigError(
+            f"train_processes={typed['train_processes']}: use 0 (one per GPU of the train task) "
+            "or a positive count"
+        )
     if typed.get("dual_contrast_loss") and typed.get("disc_output_size", 1) > 1:
         raise ConfigError(
             "dual_contrast_loss needs disc_output_size=1: set disc_output_size to 1 "
@@ -90,4 +97,10 @@ def validate_for_submission(values: dict[str, Any]) -> dict[str, Any]:
     if "source_uri" not in typed:
         raise ConfigError("pass the images to train on: --param source_uri=gs://BUCKET/PREFIX")
     check_values(typed)
+    weights = typed.get("fid_weights_uri", "")
+    if weights and not weights.startswith("gs://"):
+        raise ConfigError(
+            f"fid_weights_uri={weights!r} is not on GCS: upload the .pth to a bucket the pipeline "
+            "can read and pass gs://BUCKET/OBJECT.pth"
+        )
     return typed

@@ -46,10 +46,14 @@ def check_positive(name: str, value: float) -> None:
         raise ConfigError(f"{name}={value} must be positive: pass a value above 0")
 
 
-def check_enough_images(image_count: int, batch_size: int) -> None:
-    """Upstream's loader drops the last partial batch and cycles forever: fewer images hang it."""
+def check_enough_images(image_count: int, batch_size: int, processes: int = 1) -> None:
+    """Upstream's loader drops the last partial batch and cycles forever: fewer images hang it.
+
+    `image_count` is per training process; each of `processes` needs a full batch.
+    """
     if image_count < batch_size:
+        where = f" per training process ({processes} processes)" if processes > 1 else ""
         raise ConfigError(
-            f"only {image_count} usable images for batch_size={batch_size}: add images to the "
-            f"source or lower batch_size to at most {max(image_count, 1)}"
+            f"only {image_count} usable images{where} for batch_size={batch_size}: add images "
+            f"to the source or lower batch_size to at most {max(image_count, 1)}"
         )

@@ -50,18 +50,11 @@ def executor_input(tmp_path: Path, raw: Path) -> dict:
     }
 
 
-def test_compiled_cleanse_command_runs_outside_the_repository(tmp_path):
-    # Given a finished download and the cleanse executor exactly as compiled for Vertex
-    raw = tmp_path / "raw"
-    (raw / "images").mkdir(parents=True)
-    for path in sorted(SAMPLE_DIR.glob("digit_00*.png")):
-        (raw / "images" / path.name).write_bytes(path.read_bytes())
-    (raw / "manifest.json").write_text("{}")
+def run_compiled(executor: str, payload: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Runs `executor`'s command from the Vertex YAML in an empty folder without `src`."""
     spec = yaml.safe_load((COMPILED_DIR / COMPILED_FILES["vertex"]).read_text())
-    container = spec["deploymentSpec"]["executors"]["exec-cleanse-images"]["container"]
-    payload = json.dumps(executor_input(tmp_path, raw))
-    args = [payload if arg == "{{$}}" else arg for arg in container["args"]]
-    # When it runs in an empty folder where `src` cannot be imported from the checkout
+    container = spec["deploymentSpec"]["executors"][executor]["container"]
+    args = [json.dumps(payload) if arg == "{{$}}" else arg for arg in container["args"]]
     workdir = tmp_path / "empty"
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -71,7 +64,7 @@ def test_compiled_cleanse_command_runs_outside_the_repository(tmp_path):
         [sys.executable, "-c", "import src"], cwd=workdir, env=env, capture_output=True
     )
     assert probe.returncode != 0, "src must not be importable there, or the test proves nothing"
-    result = subprocess.run(
+    return subprocess.run(
         [*container["command"], *args],
         cwd=workdir,
         env=env,
@@ -79,12 +72,58 @@ def test_compiled_cleanse_command_runs_outside_the_repository(tmp_path):
         text=True,
         timeout=300,
     )
+
+
+def test_compiled_cleanse_command_runs_outside_the_repository(tmp_path):
+    # Given a finished download and the cleanse executor exactly as compiled for Vertex
+    raw = tmp_path / "raw"
+    (raw / "images").mkdir(parents=True)
+    for path in sorted(SAMPLE_DIR.glob("digit_00*.png")):
+        (raw / "images" / path.name).write_bytes(path.read_bytes())
+    (raw / "manifest.json").write_text("{}")
+    # When it runs as compiled, in an empty folder where `src` cannot be imported
+    result = run_compiled("exec-cleanse-images", executor_input(tmp_path, raw), tmp_path)
     # Then the embedded modules did the work and wrote typed outputs
     assert result.returncode == 0, result.stderr[-3000:]
     output = json.loads((tmp_path / "out" / "executor_output.json").read_text())
     metrics = output["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     assert metrics["kept"] == 10
     assert len(list((tmp_path / "out" / "cleansed").glob("*.png"))) == 10
+
+
+def test_compiled_train_command_spawns_data_parallel_processes(cleansed_sample, tmp_path):
+    # Given cleansed images and the train executor exactly as compiled, asked for 2 processes
+    def artifact(name: str, schema: str, uri: Path) -> dict:
+        return {"artifacts": [{"name": name, "type": {"schemaTitle": schema}, "uri": str(uri)}]}
+
+    out = tmp_path / "out"
+    payload = {
+        "inputs": {
+            "parameterValues": {
+                "image_size": 32, "batch_size": 2, "gradient_accumulate_every": 1, "steps": 2,
+                "latent_dim": 32, "fmap_max": 16, "attn_res_layers": "", "save_every": 1,
+                "processes": 2,
+            },
+            "artifacts": {"images": artifact("images", "system.Dataset", cleansed_sample)},
+        },
+        "outputs": {
+            "artifacts": {
+                "model": artifact("model", "system.Model", out / "model"),
+                "metrics": artifact("metrics", "system.Metrics", out / "metrics"),
+                "loss_curves": artifact("loss_curves", "system.HTML", out / "loss_curves"),
+            },
+            "outputFile": str(out / "executor_output.json"),
+        },
+    }  # fmt: skip
+    # When it runs where `src` exists only inside the command (spawned ranks must find it too)
+    result = run_compiled("exec-train-gan", payload, tmp_path)
+    # Then both ranks trained and rank 0 wrote the model
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training on 2 processes" in result.stderr
+    output = json.loads((out / "executor_output.json").read_text())
+    metrics = output["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["world_size"] == 2 and metrics["end_step"] == 2
+    assert (out / "model" / "checkpoint.pt").is_file()
 
 
 def test_archive_holds_the_work_modules_but_not_the_kfp_layer():

@@ -17,6 +17,7 @@ def generate_images(
     seed: int = 0,
     generator: str = "auto",
     interpolation_steps: int = 8,
+    fid_weights_uri: str = "",
 ):
     """Writes seeded PNGs, grid.png and a gallery; logs the SWD against real images.
 
@@ -30,17 +31,21 @@ def generate_images(
         seed: the same seed and model give byte-identical images.
         generator: raw, ema, or auto (EMA once upstream has averaged it, after step 20k).
         interpolation_steps: frames of a latent interpolation strip (0: none).
+        fid_weights_uri: torchvision inception_v3 weights (gs://... .pth) to also log FID;
+            empty: no FID.
     """
     import time
 
     started = time.monotonic()
     from pathlib import Path
 
+    from src.fid import FidScorer, fid_between_folders
     from src.gan_sampling import generate_images as run_generation
     from src.quality import swd_between_folders
     from src.step_logging import configure_logging
 
     configure_logging()
+    scorer = FidScorer.from_uri(fid_weights_uri) if fid_weights_uri else None  # fail early
     out_dir = Path(samples.path)
     result, page = run_generation(
         Path(model.path),
@@ -57,4 +62,9 @@ def generate_images(
     metrics.log_metric("swd_vs_real", round(score, 4))
     metrics.log_metric("images_per_second", round(result.images_per_second, 2))
     metrics.log_metric("num_images", result.count)
+    if scorer is not None:
+        fid, real_count = fid_between_folders(scorer, Path(real_images.path), out_dir)
+        samples.metadata["fid"] = fid
+        metrics.log_metric("fid_vs_real", round(fid, 3))
+        metrics.log_metric("fid_real_images", real_count)
     Path(gallery.path).write_text(page)

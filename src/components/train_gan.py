@@ -29,6 +29,7 @@ def train_gan(
     save_every: int = 1000,
     seed: int = 0,
     amp: str = "auto",
+    processes: int = 0,
 ):
     """Trains lightweight-gan's networks; resumes from a checkpoint in `model` on retry.
 
@@ -54,6 +55,8 @@ def train_gan(
         save_every: checkpoint interval in steps.
         seed: random seed.
         amp: off, auto (bf16 or fp16 on CUDA), bf16 or fp16.
+        processes: data-parallel training processes, each with batch_size images per
+            micro-batch; 0 = one per GPU of the task (1 without CUDA).
     """
     import time
 
@@ -86,7 +89,7 @@ def train_gan(
         seed=seed,
         amp=amp,
     )
-    result = run_training(Path(images.path), Path(model.path), config)
+    result = run_training(Path(images.path), Path(model.path), config, world_size=processes or None)
     summary = result.as_dict()
     model.metadata.update(
         {"framework": "lightweight-gan", "step": result.end_step, "image_size": image_size}
@@ -100,6 +103,7 @@ def train_gan(
         "final_d_loss",
         "final_g_loss",
         "nan_restarts",
+        "world_size",
     ):
         if summary[key] is not None:
             metrics.log_metric(key, round(float(summary[key]), 4))

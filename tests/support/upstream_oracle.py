@@ -3,7 +3,8 @@
     python -m tests.support.upstream_oracle IN.pt OUT.pt
 
 IN.pt holds `config` (Trainer kwargs), `init_state` (GAN state_dict), `batch`
-(float images) and `seed`. OUT.pt gets the losses and the GAN state after the step.
+(float images) and `seed`. OUT.pt gets the losses, the gradients each optimizer
+stepped with, and the GAN state after the step.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 
 import torch
 
+from tests.support.gradient_capture import capture_gradients
 from tests.support.upstream_cpu import load_upstream_on_cpu
 
 
@@ -34,6 +36,7 @@ def main(in_path: str, out_path: str) -> None:
         batch = payload["batch"]
         trainer.loader = iter(lambda: batch.clone(), None)
         trainer.steps = payload.get("step", 0)
+        gradients = capture_gradients(trainer.GAN)
         torch.manual_seed(payload["seed"])
         random.seed(payload["seed"])
         trainer.train()
@@ -43,6 +46,7 @@ def main(in_path: str, out_path: str) -> None:
                 "g_loss": trainer.g_loss,
                 "gp": trainer.last_gp_loss,
                 "state": trainer.GAN.state_dict(),
+                "gradients": gradients,
             },
             out_path,
         )

@@ -1,0 +1,68 @@
+"""Data-parallel training: averaged gradients, disjoint shards, exact resume, errors from any rank."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from src.data_parallel import run_on_ranks
+from src.gan_checkpoint import load_checkpoint
+from src.gan_training import train_gan
+from src.image_bank import ImageBank
+from src.validation import ConfigError
+from tests.conftest import SMOKE
+from tests.support.rank_gradients import half_batch_gradients
+
+
+def test_each_rank_takes_a_disjoint_share_of_every_epoch():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1)
+    banks = [ImageBank(images, 3, torch.device("cpu"), rank, 2) for rank in range(2)]
+    single = ImageBank(images, 3, torch.device("cpu"))
+    for _ in range(3):  # epochs
+        shares = [bank.next_batch(5).flatten().mul(255).round().long().tolist() for bank in banks]
+        whole = single.next_batch(10).flatten().mul(255).round().long().tolist()
+        assert set(shares[0]).isdisjoint(shares[1])
+        assert sorted(shares[0] + shares[1]) == list(range(10))
+        assert shares[0] == whole[0::2] and shares[1] == whole[1::2]  # one shared permutation
+
+
+def test_averaged_gradients_equal_the_full_batch_gradient():
+    torch.manual_seed(1)
+    inputs, targets = torch.randn(8, 3), torch.randn(8, 1)
+    result = run_on_ranks(2, "cpu", half_batch_gradients, inputs, targets, 1)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    torch.nn.functional.mse_loss(model(inputs), targets).backward()
+    for averaged, full in zip(result["grads"], [p.grad for p in model.parameters()], strict=True):
+        torch.testing.assert_close(averaged, full)
+    assert result["failed"] is False
+    assert result["flagged"] is True  # rank 1's failure reaches rank 0
+
+
+def test_two_processes_train_in_step_and_resume_exactly(cleansed_sample, tmp_path):
+    config = replace(SMOKE, steps=4, save_every=2)
+    straight = train_gan(cleansed_sample, tmp_path / "straight", config, device="cpu", world_size=2)
+    train_gan(cleansed_sample, tmp_path / "resumed", replace(config, steps=2), world_size=2)
+    resumed = train_gan(cleansed_sample, tmp_path / "resumed", config, world_size=2)
+    train_gan(cleansed_sample, tmp_path / "single", config, world_size=1)
+
+    assert (straight.world_size, straight.end_step, resumed.start_step) == (2, 4, 2)
+    saved = load_checkpoint(tmp_path / "straight")
+    assert saved["world_size"] == 2 and len(saved["other_ranks"]) == 1
+    assert not torch.equal(saved["other_ranks"][0]["rng"]["torch"], saved["rng"]["torch"])
+    a, b = saved["gan"], load_checkpoint(tmp_path / "resumed")["gan"]
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert straight.final_d_loss == resumed.final_d_loss
+    one = load_checkpoint(tmp_path / "single")["gan"]
+    assert not torch.equal(a["G.initial_conv.0.weight"], one["G.initial_conv.0.weight"])
+    assert (tmp_path / "straight" / "upstream" / "models").is_dir()
+
+
+def test_an_error_in_a_rank_is_raised_with_its_own_type_and_message(cleansed_sample, tmp_path):
+    images = len(list(cleansed_sample.glob("*.png")))
+    config = replace(SMOKE, batch_size=images // 2 + 1)
+    with pytest.raises(ConfigError, match="per training process"):
+        train_gan(cleansed_sample, tmp_path / "model", config, world_size=2)
+    assert not (tmp_path / "model" / "checkpoint.pt").exists()
