@@ -145,6 +145,8 @@ def _rank_main(
         device, backend = torch.device("cuda", rank), "nccl"
     else:
         device, backend = torch.device(device_type), "gloo"
+        # The ranks share the machine's cores; without this each would start one thread per core.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     dist.init_process_group(backend, rank=rank, world_size=world_size)
     try:
         result = target(Ranks(rank, world_size), device, *args)

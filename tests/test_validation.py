@@ -4,6 +4,7 @@ import pytest
 
 from src.accelerators import GpuRequest, normalise_accelerator
 from src.gan_config import TrainConfig
+from src.pipeline_params import check_values, coerce_parameters
 from src.validation import ConfigError, check_enough_images, check_image_size, parse_gcs_uri
 
 
@@ -71,3 +72,13 @@ def test_tpu_cannot_be_requested_on_the_kfp_target():
 def test_bad_memory_quantity_is_refused():
     with pytest.raises(ConfigError, match="memory_limit='lots'"):
         GpuRequest(memory_limit="lots").validated("vertex")
+
+
+def test_negative_train_processes_is_refused_naming_the_choices():
+    with pytest.raises(ConfigError, match="one per GPU"):
+        check_values(coerce_parameters({"train_processes": "-1"}))
+
+
+def test_two_processes_need_a_full_batch_each():
+    with pytest.raises(ConfigError, match="per training process"):
+        check_enough_images(5 // 2, 4, processes=2)  # images per process
