@@ -6,7 +6,8 @@ permutations are copies, and the 3x3 attention becomes tens of thousands of
 1x64 by 64x9 matrix products: on a CPU this layer is about half of a 32 px
 training step. Here the same formulas run on (batch, channels, pixels) views,
 so nothing is permuted, and the 3x3 attention is nine shifted element-wise
-products instead of an unfolded copy of every key and value. Same parameters, same state_dict keys, same results up to float rounding
+products instead of an unfolded copy of every key and value. Same parameters,
+same state_dict keys, same results up to float rounding
 (`tests/test_attention_layout.py` compares outputs and gradients with
 upstream's own forward; `tests/test_training_faithful.py` compares whole steps).
 """

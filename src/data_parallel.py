@@ -96,11 +96,6 @@ def weights_checksum(module: torch.nn.Module) -> float:
     return float(sum(p.detach().double().sum().item() for p in module.parameters()))
 
 
-def barrier(ranks: Ranks) -> None:
-    if ranks.distributed:
-        dist.barrier()
-
-
 def run_on_ranks(world_size: int, device_type: str, target: Callable[..., Any], *args: Any) -> Any:
     """Runs `target(ranks, device, *args)` in `world_size` processes; returns rank 0's result.
 

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 
 from src.validation import ConfigError, parse_gcs_uri
 
-FEATURE_DIM = 2048
 INPUT_SIZE = 299
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,9 +64,12 @@ def fetch_weights(uri: str, dest_dir: Path) -> Path:
     from google.api_core import exceptions as api_exceptions
     from google.cloud import storage
 
+    from src.gcs_download import with_retries
+
     target = dest_dir / Path(name).name
+    blob = storage.Client().bucket(bucket_name).blob(name)
     try:
-        storage.Client().bucket(bucket_name).blob(name).download_to_filename(str(target))
+        with_retries(lambda: blob.download_to_filename(str(target)), what=f"download of {uri}")
     except api_exceptions.NotFound as error:
         raise ConfigError(
             f"fid_weights_uri {uri} not found: upload torchvision's inception_v3 weights there "

@@ -276,12 +276,13 @@ class StepRunner:
         """Everything to resume exactly; collective with several ranks (each adds its RNG and data order)."""
         own = {"rng": rng_state(), "bank": self.bank.state_dict()}
         others = gather(own, self.ranks)[1:]
-        checksums = gather(weights_checksum(self.gan), self.ranks)
-        if len(set(checksums)) > 1:
-            raise RuntimeError(
-                f"training processes hold different weights at step {step} (checksums {checksums}): "
-                "this is a bug in gradient averaging; resume from the last checkpoint"
-            )
+        if self.ranks.distributed:
+            checksums = gather(weights_checksum(self.gan), self.ranks)
+            if len(set(checksums)) > 1:
+                raise RuntimeError(
+                    f"training processes hold different weights at step {step} (checksums "
+                    f"{checksums}): this is a bug in gradient averaging; resume from the last checkpoint"
+                )
         return {
             "step": step,
             "gan": self.gan.state_dict(),
@@ -318,7 +319,7 @@ class StepRunner:
         )
         self.bank.load_state_dict(saved["bank"])
         self.bank.start_new_epoch()
-        _seed_rank(self.config.seed, self.ranks, int(saved["step"]), attempt=0, force=True)
+        _seed_rank(self.config.seed, self.ranks, int(saved["step"]), attempt=0)
 
 
 @contextlib.contextmanager
@@ -419,7 +420,8 @@ def _train_process(
     broadcast_parameters(gan, ranks)
     bank = ImageBank(images, config.seed, device, ranks.rank, ranks.world_size)
     aug_prob = config.aug_probability(len(bank))
-    _seed_rank(config.seed, ranks, step=0, attempt=0)
+    if ranks.rank > 0:  # rank 0 keeps the single-process streams
+        _seed_rank(config.seed, ranks, step=0, attempt=0)
     runner = StepRunner(gan, bank, config, device, amp_dtype, aug_prob, ranks)
     amp_name = "off" if amp_dtype is None else str(amp_dtype).removeprefix("torch.")
 
@@ -479,11 +481,12 @@ def _train_process(
     )
 
 
-def _seed_rank(seed: int, ranks: Ranks, step: int, attempt: int, force: bool = False) -> None:
-    """Rank 0 keeps the single-process streams; other ranks draw their own latents and augmentations."""
-    if ranks.rank == 0 and step == 0 and attempt == 0 and not force:
-        return
-    # After a NaN restart the restored RNG would replay the failing step: shift it per attempt.
+def _seed_rank(seed: int, ranks: Ranks, step: int, attempt: int) -> None:
+    """Fresh random streams per rank, step and attempt (latents and augmentations).
+
+    After a NaN restart the restored RNG would replay the failing step, so the
+    attempt shifts it.
+    """
     shifted = seed * 1_000_003 + step * 101 + attempt + ranks.rank * 7_919
     torch.manual_seed(shifted)
     random.seed(shifted)
