@@ -17,4 +17,4 @@ RUN python -m pip install \
 WORKDIR /app
 COPY src/ /app/src/
 ENV PYTHONPATH=/app
-RUN python -c "import src.image_cleanse, src.gan_training, src.gcs_download"
+RUN python -c "import src.data.cleanse, src.gan.training, src.data.download"

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import median_seconds, report
-from src.image_cleanse import CleanseSettings, cleanse_folder
+from src.data.cleanse import CleanseSettings, cleanse_folder
 
 
 def smooth_image(rng: np.random.Generator, width: int, height: int) -> Image.Image:

@@ -23,7 +23,7 @@ from bench.train_step import prepare_images
 
 
 def images_per_second(data: Path, config, device: str, processes: int, out: Path) -> float:
-    from src.gan_training import train_gan
+    from src.gan.training import train_gan
 
     result = train_gan(data, out, config, device=device, world_size=processes)
     return result.steps_run * config.batch_size * processes / result.seconds
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    from src.gan_config import TrainConfig
+    from src.gan.config import TrainConfig
 
     config = TrainConfig(
         image_size=args.image_size,

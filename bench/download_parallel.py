@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from bench.common import median_seconds, report
-from src.gcs_download import download_dataset
-from src.gcs_emulator import GcsEmulator, anonymous_client
+from src.backends.emulator import GcsEmulator, anonymous_client
+from src.data.download import download_dataset
 from tests.support.http_proxy import HttpProxy
 
 PAYLOAD = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()

@@ -25,7 +25,7 @@ SMOKE = {"image_size": 32, "batch_size": 4, "latent_dim": 64, "fmap_max": 32}
 
 def worker(kind: str, model_dir: str, out_dir: str, images: int) -> None:
     if kind == "ours":
-        from src.gan_sampling import generate_images
+        from src.gan.sampling import generate_images
 
         result, _ = generate_images(Path(model_dir), Path(out_dir), count=images, batch_size=32)
         print("RESULT " + json.dumps({"seconds": result.seconds}))  # sampling + writing files
@@ -52,8 +52,8 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.model, args.out, args.images)
         return
-    from src.gan_config import TrainConfig
-    from src.gan_training import train_gan
+    from src.gan.config import TrainConfig
+    from src.gan.training import train_gan
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)

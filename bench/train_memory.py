@@ -26,8 +26,8 @@ def worker(kind: str, data: str, steps: int) -> None:
     import torch
 
     if kind == "ours":
-        from src.gan_config import TrainConfig
-        from src.gan_training import train_gan
+        from src.gan.config import TrainConfig
+        from src.gan.training import train_gan
 
         with tempfile.TemporaryDirectory() as folder:
             train_gan(Path(data), Path(folder), TrainConfig(steps=steps, save_every=steps, **SMOKE))
@@ -41,8 +41,8 @@ def worker(kind: str, data: str, steps: int) -> None:
             for _ in range(steps):
                 trainer.train()
     else:  # floor: networks built, nothing trained
-        from src.gan_config import TrainConfig
-        from src.gan_model import build_gan
+        from src.gan.config import TrainConfig
+        from src.gan.model import build_gan
 
         build_gan(TrainConfig(**SMOKE), torch.device("cpu"))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -26,7 +26,7 @@ from bench.common import ROOT
 
 
 def prepare_images(folder: Path, image_size: int, count: int) -> None:
-    from src.image_cleanse import CleanseSettings, cleanse_folder
+    from src.data.cleanse import CleanseSettings, cleanse_folder
 
     source = ROOT / "data" / "sample"
     cleanse_folder(source, folder, CleanseSettings(image_size=image_size, min_side=1))
@@ -38,10 +38,10 @@ def prepare_images(folder: Path, image_size: int, count: int) -> None:
 def run_ours(args: argparse.Namespace) -> dict:
     import torch
 
-    from src.gan_config import TrainConfig
-    from src.gan_model import build_gan, pick_device
-    from src.gan_training import StepRunner, flush_denormals, resolve_amp
-    from src.image_bank import ImageBank, load_image_folder
+    from src.gan.config import TrainConfig
+    from src.gan.image_bank import ImageBank, load_image_folder
+    from src.gan.model import build_gan, pick_device
+    from src.gan.training import StepRunner, flush_denormals, resolve_amp
 
     config = TrainConfig(
         image_size=args.image_size,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from src.gan_config import TrainConfig
-from src.gcs_emulator import GcsEmulator
-from src.local_run import SAMPLE_DIR, upload_folder
+from src.backends.emulator import GcsEmulator
+from src.backends.local import SAMPLE_DIR, upload_folder
+from src.gan.config import TrainConfig
 
 # Components pip-install their pinned packages; here they are installed already.
 os.environ.setdefault("PIP_NO_INDEX", "1")
@@ -65,7 +65,7 @@ def fresh_bucket(gcs_client, request: pytest.FixtureRequest):
 @pytest.fixture(scope="session")
 def cleansed_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample set cleansed to 32 px once for the session."""
-    from src.image_cleanse import CleanseSettings, cleanse_folder
+    from src.data.cleanse import CleanseSettings, cleanse_folder
 
     out = tmp_path_factory.mktemp("cleansed")
     cleanse_folder(SAMPLE_DIR, out, CleanseSettings(image_size=32, workers=1))
@@ -75,7 +75,7 @@ def cleansed_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory, cleansed_sample: Path) -> Path:
     """A model folder after SMOKE training."""
-    from src.gan_training import train_gan
+    from src.gan.training import train_gan
 
     out = tmp_path_factory.mktemp("model")
     train_gan(cleansed_sample, out, SMOKE)

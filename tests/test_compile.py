@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.accelerators import VERTEX_ACCELERATORS, GpuRequest
-from src.pipeline import COMPILED_DIR, COMPILED_FILES, compile_all, compile_pipeline, main
+from src.build.accelerators import VERTEX_ACCELERATORS, GpuRequest
+from src.cli.main import main
+from src.pipeline import COMPILED_DIR, COMPILED_FILES, compile_all, compile_pipeline
 
 
 def load_documents(path: Path) -> list[dict]:
@@ -152,7 +153,7 @@ def test_images_are_pinned_and_packages_match_pyproject(compiled):
     images = {executor["container"]["image"] for executor in executors.values()}
     assert all(":" in image and not image.endswith(":latest") for image in images)
     pinned = set(tomllib.loads(Path("pyproject.toml").read_text())["project"]["dependencies"])
-    from src.runtime import DATA_PACKAGES, GAN_PACKAGES
+    from src.build.images import DATA_PACKAGES, GAN_PACKAGES
 
     assert set(DATA_PACKAGES) | set(GAN_PACKAGES) <= pinned
 
@@ -168,7 +169,7 @@ def test_committed_yaml_equals_a_fresh_compile(compiled):
 
 def test_compile_does_not_import_torch_or_aiplatform(tmp_path):
     code = (
-        "import sys; from src.pipeline import main; main(['compile', '--out-dir', sys.argv[1]]);"
+        "import sys; from src.cli.main import main; main(['compile', '--out-dir', sys.argv[1]]);"
         "print('torch' in sys.modules, 'google.cloud.aiplatform' in sys.modules)"
     )
     result = subprocess.run(

@@ -17,7 +17,7 @@ def artifact(kind, path: Path):
 
 def test_download_component_fills_dataset_and_metadata(sample_bucket, tmp_path):
     images = artifact(Dataset, tmp_path / "raw")
-    download_images.python_func(source_uri=sample_bucket, images=images, workers=4)
+    download_images.python_func(source_uri=sample_bucket, images=images, download_workers=4)
     manifest = json.loads((tmp_path / "raw" / "manifest.json").read_text())
     assert images.metadata["object_count"] == len(manifest["objects"]) == 101
     assert images.metadata["manifest_sha256"] == manifest["sha256"]
@@ -27,7 +27,7 @@ def test_download_component_fills_dataset_and_metadata(sample_bucket, tmp_path):
 
 def test_cleanse_component_writes_dataset_metrics_and_report(sample_bucket, tmp_path):
     raw = artifact(Dataset, tmp_path / "raw")
-    download_images.python_func(source_uri=sample_bucket, images=raw, workers=4)
+    download_images.python_func(source_uri=sample_bucket, images=raw, download_workers=4)
     cleansed, metrics, report = (
         artifact(Dataset, tmp_path / "clean"),
         artifact(Metrics, tmp_path / "m"),
@@ -100,7 +100,7 @@ def test_generate_component_writes_n_pngs_grid_gallery_and_score(
 
 def test_transparent_images_flow_through_cleanse_train_and_generate(sample_bucket, tmp_path):
     raw = artifact(Dataset, tmp_path / "raw")
-    download_images.python_func(source_uri=sample_bucket, images=raw, workers=4)
+    download_images.python_func(source_uri=sample_bucket, images=raw, download_workers=4)
     cleansed = artifact(Dataset, tmp_path / "clean")
     cleanse_images.python_func(raw_images=raw, cleansed=cleansed, metrics=artifact(Metrics, tmp_path / "m1"), report=artifact(Markdown, tmp_path / "r"), image_size=32, transparent=True)  # fmt: skip
     assert cleansed.metadata["mode"] == "RGBA"

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from src.data_parallel import run_on_ranks
-from src.gan_checkpoint import load_checkpoint
-from src.gan_training import train_gan
-from src.image_bank import ImageBank
-from src.validation import ConfigError
+from src.common.errors import ConfigError
+from src.gan.checkpoint import load_checkpoint
+from src.gan.data_parallel import run_on_ranks
+from src.gan.image_bank import ImageBank
+from src.gan.training import train_gan
 from tests.conftest import SMOKE
 from tests.support.rank_gradients import half_batch_gradients
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
 
-from src.embedded_code import embedded_files, reproducible_archive_b64
-from src.local_run import SAMPLE_DIR
+from src import components
+from src.backends.local import SAMPLE_DIR
+from src.build.embedded_code import SRC_ROOT, archive_b85, step_modules, strip_text
 from src.pipeline import COMPILED_DIR, COMPILED_FILES
 
 
@@ -102,7 +106,7 @@ def test_compiled_train_command_spawns_data_parallel_processes(cleansed_sample, 
             "parameterValues": {
                 "image_size": 32, "batch_size": 2, "gradient_accumulate_every": 1, "steps": 2,
                 "latent_dim": 32, "fmap_max": 16, "attn_res_layers": "", "save_every": 1,
-                "processes": 2,
+                "train_processes": 2,
             },
             "artifacts": {"images": artifact("images", "system.Dataset", cleansed_sample)},
         },
@@ -126,11 +130,81 @@ def test_compiled_train_command_spawns_data_parallel_processes(cleansed_sample, 
     assert (out / "model" / "checkpoint.pt").is_file()
 
 
-def test_archive_holds_the_work_modules_but_not_the_kfp_layer():
-    data = gzip.decompress(base64.b64decode(reproducible_archive_b64()))
+STEPS = {name: getattr(components, name) for name in components.__all__}
+NOT_SHIPPED = ("src/cli/", "src/backends/", "src/build/", "src/components/", "src/pipeline.py")
+
+
+def archive_names(func, root: Path = SRC_ROOT) -> list[str]:
+    data = gzip.decompress(base64.b85decode(archive_b85(step_modules(func, root), root)))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        names = tar.getnames()
         assert {member.mtime for member in tar.getmembers()} == {0}
-    assert "src/image_cleanse.py" in names and "src/gan_training.py" in names
-    assert not any(name.startswith("src/components/") for name in names)
-    assert len(names) == len(embedded_files())
+        return tar.getnames()
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_each_step_ships_no_cli_submission_runner_emulator_or_compile_code(name):
+    names = archive_names(STEPS[name].python_func)
+    assert not [n for n in names if n.startswith(NOT_SHIPPED)]
+
+
+@pytest.mark.parametrize("name", ["check_parameters", "download_images", "cleanse_images"])
+def test_data_steps_ship_no_gan_code(name):
+    names = archive_names(STEPS[name].python_func)
+    assert not [n for n in names if n.startswith("src/gan/")]
+    assert "src/__init__.py" in names
+
+
+def test_gan_steps_ship_the_training_modules_they_import():
+    assert "src/gan/training.py" in archive_names(STEPS["train_gan"].python_func)
+    assert "src/gan/sampling.py" in archive_names(STEPS["generate_images"].python_func)
+    assert "src/gan/training.py" not in archive_names(STEPS["generate_images"].python_func)
+
+
+def step_archives(root: Path) -> dict[str, str]:
+    return {name: archive_b85(step_modules(c.python_func, root), root) for name, c in STEPS.items()}
+
+
+def test_editing_cli_code_changes_no_step_and_training_code_only_the_train_step(tmp_path):
+    # Given a copy of src/ and every step's archive built from it
+    root = tmp_path / "src"
+    shutil.copytree(SRC_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    before = step_archives(root)
+    # When a CLI and a submission module change, nothing a step ships changes
+    for module in ("cli/submit.py", "backends/vertex.py", "pipeline.py"):
+        (root / module).write_text((root / module).read_text() + "\nEDITED = True\n")
+    assert step_archives(root) == before
+    # When the training loop changes, only the step that imports it changes
+    (root / "gan/training.py").write_text((root / "gan/training.py").read_text() + "\nX = 1\n")
+    after = step_archives(root)
+    assert [name for name in STEPS if after[name] != before[name]] == ["train_gan"]
+
+
+def test_stripping_keeps_code_and_line_numbers():
+    source = (SRC_ROOT / "gan/training.py").read_text()
+    stripped = strip_text(source)
+    assert stripped.count("\n") == source.count("\n")
+    assert ast.dump(ast.parse(stripped)) != ast.dump(ast.parse(source))  # docstrings went
+    without_docs = [
+        type(node).__name__ for node in ast.walk(ast.parse(stripped))
+        if not isinstance(node, ast.Constant)
+    ]  # fmt: skip
+    assert without_docs == [
+        type(node).__name__ for node in ast.walk(ast.parse(source))
+        if not isinstance(node, ast.Constant)
+    ]  # fmt: skip
+    assert "#" not in "".join(line.split("'")[0].split('"')[0] for line in stripped.splitlines())
+
+
+MAX_FILE_BYTES = 100 * 1024
+MAX_ARGUMENT_BYTES = 32 * 1024
+
+
+@pytest.mark.parametrize("target", sorted(COMPILED_FILES))
+def test_committed_files_fit_real_backends_budgets(target):
+    path = COMPILED_DIR / COMPILED_FILES[target]
+    assert path.stat().st_size <= MAX_FILE_BYTES, f"{path.name}: {path.stat().st_size} bytes"
+    spec = next(yaml.safe_load_all(path.read_text()))
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        container = executor["container"]
+        longest = max(len(part.encode()) for part in [*container["command"], *container["args"]])
+        assert longest <= MAX_ARGUMENT_BYTES, f"{name}: an argument of {longest} bytes"

@@ -8,11 +8,12 @@ import pytest
 import torch
 from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model
 
+from src.common.errors import ConfigError
 from src.components import generate_images
-from src.fid import FidScorer, features_fid, frechet_distance
-from src.image_bank import load_image_folder
-from src.pipeline_params import validate_for_submission
-from src.validation import ConfigError
+from src.gan.fid import FidScorer, features_fid, frechet_distance
+from src.gan.image_bank import load_image_folder
+from src.params.schema import compiled_defaults
+from src.params.values import resolve
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,8 @@ def test_missing_weights_object_names_the_fix(gcs_client, emulator):
 
 
 def test_submission_refuses_weights_outside_gcs():
-    with pytest.raises(ConfigError, match="not on GCS"):
-        validate_for_submission(
-            {"source_uri": "gs://bucket/images/", "fid_weights_uri": "/home/me/w.pth"}
+    with pytest.raises(ConfigError, match=r"fid_weights_uri='/home/me/w.pth': pass gs://"):
+        resolve(
+            {"source_uri": "gs://bucket/images/", "fid_weights_uri": "/home/me/w.pth"},
+            compiled_defaults(),
         )

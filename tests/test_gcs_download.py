@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from src.gcs_download import DownloadError, DownloadLimits, download_dataset, require_complete
-from src.gcs_emulator import GcsEmulator, anonymous_client
+from src.backends.emulator import GcsEmulator, anonymous_client
+from src.data.download import DownloadLimits, download_dataset
+from src.data.layout import DownloadError, require_complete
 from tests.support.http_proxy import HttpProxy
 
 PNG = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.gan_sampling import choose_generator, generate_images
-from src.image_bank import load_image_folder
-from src.quality import swd
-from src.validation import ConfigError
+from src.common.errors import ConfigError
+from src.gan.image_bank import load_image_folder
+from src.gan.quality import swd
+from src.gan.sampling import choose_generator, generate_images
 
 
 def digests(folder: Path) -> dict[str, str]:

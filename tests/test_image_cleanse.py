@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.image_cleanse import CleanseSettings, cleanse_folder, resize_and_crop, to_mode
+from src.data.cleanse import CleanseSettings, cleanse_folder, resize_and_crop, to_mode
 
 SIZE = 32
 

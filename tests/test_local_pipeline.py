@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from src.local_run import LocalRunOptions, run_locally
-from src.pipeline import main
+from src.backends.local import LocalRunOptions, run_locally
+from src.cli.main import main
 
 SMOKE_PARAMS = {"latent_dim": "32", "fmap_max": "16", "save_every": "1"}
 
@@ -19,7 +19,7 @@ SMOKE_PARAMS = {"latent_dim": "32", "fmap_max": "16", "save_every": "1"}
 def test_default_pipeline_runs_end_to_end_on_the_emulator(tmp_path):
     # Given the bundled sample set in a fresh emulator (started by run_locally)
     options = LocalRunOptions(
-        workdir=tmp_path, steps=2, batch_size=2, num_images=6, extra_params=SMOKE_PARAMS
+        given={"steps": 2, "batch_size": 2, "num_images": 6, **SMOKE_PARAMS}, workdir=tmp_path
     )
     # When the four steps run
     summary = run_locally(options)
@@ -70,11 +70,11 @@ def test_bad_parameter_is_refused_before_anything_runs(tmp_path, capsys):
 def test_unknown_param_names_the_valid_ones(tmp_path, capsys):
     code = main(["run", "--param", "stepz=3", "--workdir", str(tmp_path)])
     assert code == 2
-    assert "unknown pipeline parameter(s) stepz" in capsys.readouterr().err
+    assert "unknown pipeline parameter 'stepz'" in capsys.readouterr().err
 
 
 def test_summary_metrics_come_from_executor_outputs(tmp_path):
-    from src.local_run import read_task_outputs
+    from src.backends.local import read_task_outputs
 
     task = tmp_path / "download-images"
     task.mkdir()
@@ -99,17 +99,19 @@ def test_summary_metrics_come_from_executor_outputs(tmp_path):
 @pytest.mark.slow
 def test_changed_bucket_is_never_served_from_the_cache(emulator, fresh_bucket, tmp_path):
     # Given a bucket with 6 images and a cached first run
-    from src.local_run import SAMPLE_DIR
+    from src.backends.local import SAMPLE_DIR
 
     for path in sorted(SAMPLE_DIR.glob("digit_00[0-5].png")):
         fresh_bucket.blob(f"set/{path.name}").upload_from_filename(str(path))
     options = LocalRunOptions(
-        source=f"gs://{fresh_bucket.name}/set/",
+        given={
+            "source_uri": f"gs://{fresh_bucket.name}/set/",
+            "steps": 1,
+            "batch_size": 2,
+            "num_images": 2,
+            **SMOKE_PARAMS,
+        },
         workdir=tmp_path,
-        steps=1,
-        batch_size=2,
-        num_images=2,
-        extra_params=SMOKE_PARAMS,
         caching=True,
     )
     first = run_locally(options)

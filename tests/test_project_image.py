@@ -8,8 +8,9 @@ from pathlib import Path
 import yaml
 
 import src
-from src.pipeline import COMPILED_FILES, main
-from src.runtime import DATA_PACKAGES, GAN_PACKAGES
+from src.build.images import DATA_PACKAGES, GAN_PACKAGES
+from src.cli.main import main
+from src.pipeline import COMPILED_FILES
 
 IMAGE = "us-central1-docker.pkg.dev/my-project/ml-images/lwgan-kfp:0.1.0"
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from src.pipeline import main
+from src.cli.main import main
 from tests.support.fake_kfp import FakeKfp
 
 SOURCE = "gs://my-images/cats/"
@@ -112,9 +112,9 @@ def test_unreachable_host_fails_within_seconds_without_retrying():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ([], "source_uri=gs://BUCKET/PREFIX"),
+        ([], "source_uri is required: pass --param source_uri="),
         (["source_uri=/data/cats"], "is not a GCS URI"),
-        (["source_uri=gs://my-images/cats/", "stepz=3"], "unknown pipeline parameter(s) stepz"),
+        (["source_uri=gs://my-images/cats/", "stepz=3"], "unknown pipeline parameter 'stepz'"),
         (["source_uri=gs://my-images/cats/", "steps=many"], "steps='many' is not a valid int"),
         (["source_uri=gs://my-images/cats/", "image_size=100"], "power of two"),
     ],

@@ -11,8 +11,8 @@ from google.cloud.aiplatform.compat.services import pipeline_service_client
 from google.cloud.aiplatform.compat.types import pipeline_job as gca_pipeline_job
 from google.cloud.aiplatform.compat.types import pipeline_state as gca_pipeline_state
 
-from src import submit_vertex
-from src.pipeline import main
+from src.backends import vertex as submit_vertex
+from src.cli.main import main
 
 SOURCE = "gs://my-images/cats/"
 BASE = [
@@ -138,7 +138,7 @@ def test_dry_run_prints_the_request_and_sends_nothing(captured, capsys):
         ),
         ([*BASE[:-1], "/tmp/root"], "must be a gs:// URI"),
         ([*BASE, "--accelerator", "NVIDIA_TESLA_T5"], "unknown accelerator 'NVIDIA_TESLA_T5'"),
-        ([*BASE, "--param", "epochs=3"], "unknown pipeline parameter(s) epochs"),
+        ([*BASE, "--param", "epochs=3"], "unknown pipeline parameter 'epochs'"),
         ([*BASE, "--param", "batch_size=big"], "batch_size='big' is not a valid int"),
         ([*BASE, "--label", "Team=GAN"], "label Team=GAN"),
     ],

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.gan_checkpoint import CheckpointError, load_checkpoint
-from src.gan_training import NonFiniteLoss, StepRunner, TrainingDiverged, train_gan
+from src.gan.checkpoint import CheckpointError, load_checkpoint
+from src.gan.training import NonFiniteLoss, StepRunner, TrainingDiverged, train_gan
 from tests.conftest import SMOKE
 
 
@@ -36,7 +36,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(cleansed_sample, tmp_p
     model_dir = tmp_path / "model"
     code = (
         "import sys; from pathlib import Path; from dataclasses import replace;"
-        "from tests.conftest import SMOKE; from src.gan_training import train_gan;"
+        "from tests.conftest import SMOKE; from src.gan.training import train_gan;"
         "train_gan(Path(sys.argv[1]), Path(sys.argv[2]), replace(SMOKE, steps=50, save_every=1))"
     )
     process = subprocess.Popen(
@@ -83,7 +83,7 @@ def test_persistent_nan_stops_with_a_clear_error(cleansed_sample, tmp_path, monk
         raise NonFiniteLoss("generator loss is inf")
 
     monkeypatch.setattr(StepRunner, "step", always_nan)
-    with pytest.raises(TrainingDiverged, match=r"after 2 restarts.*lower lr"):
+    with pytest.raises(TrainingDiverged, match=r"after 2 restarts.*lower learning_rate"):
         train_gan(cleansed_sample, tmp_path / "m", replace(SMOKE, max_nan_restarts=2))
 
 
@@ -101,7 +101,7 @@ def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(
 def test_failed_save_leaves_the_previous_checkpoint_intact(trained_model, tmp_path, monkeypatch):
     import shutil
 
-    from src import gan_checkpoint
+    from src.gan import checkpoint as gan_checkpoint
 
     copy = tmp_path / "m"
     shutil.copytree(trained_model, copy)

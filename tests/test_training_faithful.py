@@ -10,10 +10,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from src.gan_config import TrainConfig
-from src.gan_model import build_gan
-from src.gan_training import StepRunner
-from src.image_bank import load_image_folder
+from src.gan.config import TrainConfig
+from src.gan.image_bank import load_image_folder
+from src.gan.model import build_gan
+from src.gan.training import StepRunner
 from tests.support.gradient_capture import capture_gradients
 
 SEED = 1234
@@ -35,7 +35,7 @@ def trainer_kwargs(config: TrainConfig) -> dict:
         "batch_size": config.batch_size, "gradient_accumulate_every": config.gradient_accumulate_every,
         "attn_res_layers": list(config.attn_res_layers), "disc_output_size": config.disc_output_size,
         "dual_contrast_loss": config.dual_contrast_loss, "antialias": config.antialias,
-        "aug_prob": config.aug_prob, "aug_types": list(config.aug_types), "lr": config.lr,
+        "aug_prob": config.aug_prob, "aug_types": list(config.aug_types), "lr": config.learning_rate,
         "gp_weight": config.gp_weight,
     }  # fmt: skip
 
@@ -127,7 +127,7 @@ def test_step_matches_upstream_trainer(cleansed_sample, tmp_path, step, changes)
         # D_aug.D.* are the parameters D.*; GE.* is a copy of G.* (reset at step % 1000 == 2)
         name = key.removeprefix("D_aug.").replace("GE.", "G.", 1)
         if not _same_update(
-            ours[key], theirs, expected["gradients"].get(name), atol.get(name), config.lr
+            ours[key], theirs, expected["gradients"].get(name), atol.get(name), config.learning_rate
         ):
             mismatched.append(key)
     assert mismatched == []

@@ -2,21 +2,24 @@
 
 import pytest
 
-from src.accelerators import GpuRequest, normalise_accelerator
-from src.gan_config import TrainConfig
-from src.pipeline_params import check_values, coerce_parameters
-from src.validation import ConfigError, check_enough_images, check_image_size, parse_gcs_uri
+from src.build.accelerators import GpuRequest, normalise_accelerator
+from src.common.errors import ConfigError
+from src.common.gcs_uri import parse_gcs_uri
+from src.gan.config import TrainConfig
+from src.params.checks import enough_images_problem, image_size_problem, require
+from src.params.schema import local_defaults
+from src.params.values import resolve
 
 
 @pytest.mark.parametrize("size", [16, 48, 100, 0, -32])
 def test_image_size_not_a_power_of_two_or_below_32_is_refused(size):
-    with pytest.raises(ConfigError, match="power of two of at least 32"):
-        check_image_size(size)
+    with pytest.raises(ConfigError, match="power of two from 32 to 1024"):
+        require(image_size_problem(size))
 
 
 @pytest.mark.parametrize("size", [32, 64, 256, 1024])
 def test_valid_image_sizes_pass(size):
-    check_image_size(size)
+    assert image_size_problem(size) is None
 
 
 @pytest.mark.parametrize(
@@ -45,7 +48,7 @@ def test_non_positive_counts_are_refused(field):
 
 def test_fewer_images_than_batch_size_is_refused_with_the_fix():
     with pytest.raises(ConfigError, match=r"only 3 usable images for batch_size=4.*at most 3"):
-        check_enough_images(3, 4)
+        require(enough_images_problem(3, 4))
 
 
 def test_dual_contrast_loss_needs_disc_output_size_one():
@@ -76,9 +79,9 @@ def test_bad_memory_quantity_is_refused():
 
 def test_negative_train_processes_is_refused_naming_the_choices():
     with pytest.raises(ConfigError, match="one per GPU"):
-        check_values(coerce_parameters({"train_processes": "-1"}))
+        resolve({"train_processes": "-1"}, local_defaults())
 
 
 def test_two_processes_need_a_full_batch_each():
     with pytest.raises(ConfigError, match="per training process"):
-        check_enough_images(5 // 2, 4, processes=2)  # images per process
+        require(enough_images_problem(5 // 2, 4, processes=2))  # images per process

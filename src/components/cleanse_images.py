@@ -2,8 +2,8 @@
 
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
 
-from src.embedded_code import project_component
-from src.runtime import DATA_IMAGE, DATA_PACKAGES
+from src.build.embedded_code import project_component
+from src.build.images import DATA_IMAGE, DATA_PACKAGES
 
 
 @project_component(base_image=DATA_IMAGE, packages=DATA_PACKAGES)
@@ -27,12 +27,9 @@ def cleanse_images(
         cleansed: PNGs of image_size x image_size in `mode`, plus cleanse_report.json.
         metrics: kept and dropped counts by reason.
         report: the same as a table, with example file names.
-        image_size: output side in pixels (power of two, at least 32).
         mode: RGB, RGBA or L.
-        transparent: keep transparency (RGBA) for a transparent GAN; overrides mode.
         min_side: drop images whose short side is below this (0: image_size / 2).
         min_images: fail if fewer images survive (set to the training batch size).
-        near_duplicate_distance: dHash distance for near-duplicates (-1: off).
         max_pixels: refuse images with more pixels (decompression bombs).
     """
     import time
@@ -40,9 +37,9 @@ def cleanse_images(
     started = time.monotonic()
     from pathlib import Path
 
-    from src.gcs_download import require_complete
-    from src.image_cleanse import CleanseSettings, cleanse_folder
-    from src.step_logging import configure_logging
+    from src.common.step_logging import configure_logging
+    from src.data.cleanse import CleanseSettings, cleanse_folder
+    from src.data.layout import require_complete
 
     configure_logging()
     mode = "RGBA" if transparent else mode

@@ -2,8 +2,8 @@
 
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
-from src.embedded_code import project_component
-from src.runtime import GAN_PACKAGES, TORCH_IMAGE
+from src.build.embedded_code import project_component
+from src.build.images import GAN_PACKAGES, TORCH_IMAGE
 
 
 @project_component(base_image=TORCH_IMAGE, packages=GAN_PACKAGES)
@@ -27,22 +27,17 @@ def generate_images(
         samples: image_XXXX.png files, grid.png, interpolation.png.
         gallery: the images inline, for the pipeline UI.
         metrics: sliced Wasserstein distance (lower is better), images per second.
-        num_images: how many images.
-        seed: the same seed and model give byte-identical images.
-        generator: raw, ema, or auto (EMA once upstream has averaged it, after step 20k).
         interpolation_steps: frames of a latent interpolation strip (0: none).
-        fid_weights_uri: torchvision inception_v3 weights (gs://... .pth) to also log FID;
-            empty: no FID.
     """
     import time
 
     started = time.monotonic()
     from pathlib import Path
 
-    from src.fid import FidScorer, fid_between_folders
-    from src.gan_sampling import generate_images as run_generation
-    from src.quality import swd_between_folders
-    from src.step_logging import configure_logging
+    from src.common.step_logging import configure_logging
+    from src.gan.fid import FidScorer, fid_between_folders
+    from src.gan.quality import swd_between_folders
+    from src.gan.sampling import generate_images as run_generation
 
     configure_logging()
     scorer = FidScorer.from_uri(fid_weights_uri) if fid_weights_uri else None  # fail early

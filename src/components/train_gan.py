@@ -2,8 +2,8 @@
 
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
-from src.embedded_code import project_component
-from src.runtime import GAN_PACKAGES, TORCH_IMAGE
+from src.build.embedded_code import project_component
+from src.build.images import GAN_PACKAGES, TORCH_IMAGE
 
 
 @project_component(base_image=TORCH_IMAGE, packages=GAN_PACKAGES)
@@ -29,7 +29,7 @@ def train_gan(
     save_every: int = 1000,
     seed: int = 0,
     amp: str = "auto",
-    processes: int = 0,
+    train_processes: int = 0,
 ):
     """Trains lightweight-gan's networks; resumes from a checkpoint in `model` on retry.
 
@@ -38,48 +38,29 @@ def train_gan(
         model: checkpoint.pt (full state), model_config.json, upstream/ export.
         metrics: final losses, steps, steps per second, device.
         loss_curves: D and G losses against step.
-        image_size: must equal the cleanse step's image_size.
-        batch_size: images per step.
-        gradient_accumulate_every: micro-batches per optimiser step.
-        steps: total training steps.
-        learning_rate: Adam learning rate for G (and D, times ttur_mult=1).
-        latent_dim: size of the latent vector.
-        fmap_max: widest feature map.
-        attn_res_layers: comma-separated resolutions with linear attention, e.g. "32,64".
-        aug_prob: differentiable augmentation probability (-1: upstream's automatic value).
-        aug_types: comma-separated of color, cutout, offset, translation.
-        disc_output_size: 1 or 5.
-        dual_contrast_loss: use the dual contrastive loss (needs disc_output_size=1).
-        antialias: blur in up/downsampling.
-        transparent: train on RGBA images (4 channels).
-        save_every: checkpoint interval in steps.
-        seed: random seed.
-        amp: off, auto (bf16 or fp16 on CUDA), bf16 or fp16.
-        processes: data-parallel training processes, each with batch_size images per
-            micro-batch; 0 = one per GPU of the task (1 without CUDA).
     """
     import time
 
     started = time.monotonic()
     from pathlib import Path
 
-    from src.gan_config import TrainConfig, parse_int_list, parse_str_list
-    from src.gan_training import train_gan as run_training
-    from src.loss_plot import loss_curves_html
-    from src.step_logging import configure_logging
+    from src.common.step_logging import configure_logging
+    from src.gan.config import TrainConfig
+    from src.gan.loss_plot import loss_curves_html
+    from src.gan.training import train_gan as run_training
 
     configure_logging()
-    config = TrainConfig(
+    config = TrainConfig.from_params(
         image_size=image_size,
         batch_size=batch_size,
         gradient_accumulate_every=gradient_accumulate_every,
         steps=steps,
-        lr=learning_rate,
+        learning_rate=learning_rate,
         latent_dim=latent_dim,
         fmap_max=fmap_max,
-        attn_res_layers=parse_int_list(attn_res_layers),
+        attn_res_layers=attn_res_layers,
         aug_prob=aug_prob,
-        aug_types=parse_str_list(aug_types),
+        aug_types=aug_types,
         disc_output_size=disc_output_size,
         dual_contrast_loss=dual_contrast_loss,
         antialias=antialias,
@@ -89,7 +70,9 @@ def train_gan(
         seed=seed,
         amp=amp,
     )
-    result = run_training(Path(images.path), Path(model.path), config, world_size=processes or None)
+    result = run_training(
+        Path(images.path), Path(model.path), config, world_size=train_processes or None
+    )
     summary = result.as_dict()
     model.metadata.update(
         {"framework": "lightweight-gan", "step": result.end_step, "image_size": image_size}

@@ -1,0 +1,1 @@
+"""Where the pipeline runs: kfp.local with a GCS emulator, Vertex AI, a KFP endpoint."""

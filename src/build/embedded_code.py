@@ -1,0 +1,175 @@
+"""Ship each step the project modules it imports, inside its compiled command.
+
+`@dsl.component(embedded_artifact_path=...)` puts a base64 tarball of a folder
+into the component's command and prepends its extraction root to `sys.path` at
+run time, so `from src.x import y` works in any stock image with no image build.
+We swap in our own archive: only the modules the step's function imports, and
+what they import in turn (so a CLI edit leaves every step's command and cache
+key alone), with docstrings and comments blanked (line numbers kept for
+tracebacks), packed reproducibly (sorted, zero times), so `compiled/` is stable.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import gzip
+import inspect
+import io
+import re
+import tarfile
+import textwrap
+import tokenize
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from kfp import dsl
+
+SRC_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = SRC_ROOT.name
+_ARCHIVE_LITERAL = re.compile(r"__KFP_EMBEDDED_ARCHIVE_B64 = '([A-Za-z0-9+/=]*)'")
+
+
+def imported_modules(tree: ast.AST, root: Path) -> set[str]:
+    """Project modules that `tree` imports anywhere (module level or inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == PACKAGE:
+            found.add(node.module)
+            # `from src.params import checks` names a module, not only an attribute.
+            found.update(
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if module_file(f"{node.module}.{a.name}", root) is not None
+            )
+    return found
+
+
+def module_file(module: str, root: Path) -> Path | None:
+    """The file that defines `module` below `root` (the `src` folder), if any."""
+    relative = Path(*module.split(".")[1:])
+    if relative == Path():
+        return root / "__init__.py"
+    for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def import_closure(entry: Iterable[str], root: Path = SRC_ROOT) -> list[Path]:
+    """Files of `entry` modules, everything they import, and their packages' `__init__`s."""
+    pending, seen, files = list(entry), set(), set()
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        pending += [".".join(parts[:i]) for i in range(1, len(parts))]
+        path = module_file(module, root)
+        if path is None:
+            raise ImportError(f"{module} is imported by a step but has no file under {root}")
+        files.add(path)
+        pending += imported_modules(ast.parse(path.read_text()), root)
+    return sorted(files)
+
+
+def strip_text(source: str) -> str:
+    """The source without comments and with docstrings emptied; every line stays in place."""
+    docstrings = {
+        (node.body[0].value.lineno, node.body[0].value.col_offset)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+        and isinstance(node.body[0].value.value, str)
+    }
+    tokens = []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            continue
+        if token.type == tokenize.STRING and token.start in docstrings:
+            newlines = token.string.count("\n")
+            token = token._replace(string='"""' + "\n" * newlines + '"""' if newlines else '""')
+        tokens.append(token)
+    return tokenize.untokenize(tokens)
+
+
+def archive_b85(files: Iterable[Path], root: Path = SRC_ROOT) -> str:
+    """A gzip'd tar of `files` (as `src/...`) that depends only on their contents, in base85.
+
+    Base85 costs 25% over the bytes where the SDK's base64 costs 33%.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(files):
+            data = strip_text(path.read_text()).encode()
+            info = tarfile.TarInfo(name=f"{PACKAGE}/{path.relative_to(root).as_posix()}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    compressed = gzip.compress(buffer.getvalue(), compresslevel=9, mtime=0)
+    return base64.b85encode(compressed).decode("ascii")
+
+
+def step_modules(func: Callable, root: Path = SRC_ROOT) -> list[Path]:
+    """What the component function `func` needs at run time."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    return import_closure(imported_modules(tree, root), root)
+
+
+def rewrite_program(program: str, archive: str) -> str:
+    """The SDK's component program with our archive in it, comments and docstrings blanked."""
+    program, literals = _ARCHIVE_LITERAL.subn(f"__KFP_EMBEDDED_ARCHIVE_B64 = '{archive}'", program)
+    program, decoders = re.subn(r"\bb64decode\(__KFP_EMBEDDED_ARCHIVE_B64\b", "b85decode(__KFP_EMBEDDED_ARCHIVE_B64", program)
+    if (literals, decoders) != (1, 1):
+        raise RuntimeError("kfp's embedded-archive helper changed: update src/build/embedded_code.py")
+    return strip_text(program)
+
+
+def describe_inputs(func: Callable, descriptions: dict[str, str]) -> None:
+    """Adds an `Args:` line for each input named in `descriptions`, for the UIs' help."""
+    lines = [
+        f"    {name}: {text}"
+        for name, text in descriptions.items()
+        if name in inspect.signature(func).parameters
+    ]
+    doc = inspect.getdoc(func) or ""
+    if lines:  # the Args section, where there is one, ends the docstring
+        func.__doc__ = "\n".join([doc if "\nArgs:" in doc else f"{doc}\n\nArgs:", *lines])
+
+
+def project_component(
+    *, base_image: str, packages: Iterable[str], descriptions: dict[str, str] | None = None
+) -> Callable:
+    """Like `@dsl.component`, with the modules the step imports embedded reproducibly.
+
+    `descriptions` documents the inputs (the pipeline parameters' help text).
+    """
+
+    def decorate(func: Callable):
+        describe_inputs(func, descriptions or {})
+        component = dsl.component(
+            func,
+            base_image=base_image,
+            packages_to_install=list(packages),
+            # The SDK packs this folder; we replace its archive below. An empty one keeps it fast.
+            embedded_artifact_path=str(SRC_ROOT / "components"),
+        )
+        container = component.component_spec.implementation.container
+        *shell, program = container.command
+        container.command = [*shell, rewrite_program(program, archive_b85(step_modules(func)))]
+        return component
+
+    return decorate
+
+
+def for_image(component, image: str | None):
+    """The same component on a project image (code and packages inside): nothing installed at run time."""
+    if image is None:
+        return component
+    return dsl.component(component.python_func, base_image=image, install_kfp_package=False)

@@ -1,0 +1,1 @@
+"""The `python -m src.pipeline` command line: compile, run, submit."""

@@ -1,0 +1,102 @@
+"""Options that more than one subcommand takes, and how their values become checked inputs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from src.build.accelerators import GpuRequest
+from src.common.errors import ConfigError
+from src.params.schema import PARAMS
+from src.params.values import parse_key_value
+from src.pipeline import DEFAULT_TRAIN_RETRIES
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' examples as written."""
+
+
+def add_build_options(parser: argparse.ArgumentParser) -> None:
+    """Options that change the compiled YAML: GPU, retries, project image."""
+    defaults = GpuRequest()
+    group = parser.add_argument_group("compiled pipeline")
+    group.add_argument(
+        "--train-retries",
+        type=int,
+        default=DEFAULT_TRAIN_RETRIES,
+        help="retries of the train task; each resumes from its last checkpoint (default %(default)s)",
+    )
+    group.add_argument(
+        "--image",
+        default=None,
+        help="run every step on this project image (built from Dockerfile) with nothing "
+        "installed at run time; default: stock images, pinned packages, embedded code",
+    )
+    group.add_argument(
+        "--accelerator",
+        default=defaults.accelerator,
+        help="GPU type for the train task, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, nvidia-l4 (default %(default)s)",
+    )
+    group.add_argument(
+        "--accelerator-count",
+        type=int,
+        default=defaults.count,
+        help="GPUs on the train task (default %(default)s)",
+    )
+    group.add_argument(
+        "--cpu-limit",
+        default=defaults.cpu_limit,
+        help="CPU limit of the train task (default %(default)s)",
+    )
+    group.add_argument(
+        "--memory-limit",
+        default=defaults.memory_limit,
+        help="memory limit of the train task (default %(default)s)",
+    )
+
+
+def gpu_from_args(args: argparse.Namespace) -> GpuRequest:
+    return GpuRequest(args.accelerator, args.accelerator_count, args.cpu_limit, args.memory_limit)
+
+
+def build_problems(args: argparse.Namespace, target: str) -> list[str]:
+    """Problems with the build options, for `target` ('vertex' or 'kfp')."""
+    problems = []
+    if args.train_retries < 0:
+        problems.append(f"--train-retries {args.train_retries}: use 0 or more")
+    try:
+        gpu_from_args(args).validated(target)
+    except ConfigError as error:
+        problems.append(str(error))
+    return problems
+
+
+def add_param_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--param",
+        type=parse_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"pipeline parameter (repeatable); {what}. The parameters are listed below.",
+    )
+
+
+def parameter_table(default_of: str) -> str:
+    """The pipeline parameters for an epilog: name, default ('local' or 'compiled'), help."""
+    rows = []
+    for p in PARAMS:
+        value = p.local_default if default_of == "local" else p.compiled
+        shown = "required" if value is None else repr(value)
+        rows.append(f"  {p.name:<26} {shown:<22} {p.help}")
+    return "pipeline parameters (--param NAME=VALUE; default):\n" + "\n".join(rows)
+
+
+def given_params(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """`--param` pairs as a dict; a name given twice is a problem, not a silent override."""
+    given: dict[str, Any] = {}
+    twice = sorted({name for name, _ in pairs if sum(n == name for n, _ in pairs) > 1})
+    if twice:
+        raise ConfigError(f"--param {', '.join(twice)} given more than once: give each once")
+    given.update(pairs)
+    return given

@@ -1,0 +1,1 @@
+"""Small helpers every layer may use: errors, atomic files, retries, progress, logging."""

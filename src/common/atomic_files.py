@@ -1,0 +1,35 @@
+"""Write files so that a reader never sees half of one: temporary name, fsync, rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces `path` only once it is whole and on disk."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Writes `data` to `path`; the old file stays until the new one is whole."""
+    with atomic_open(path) as handle:
+        handle.write(data)
+
+
+def write_json_atomically(path: Path, payload: Any) -> None:
+    """Writes `payload` as sorted, indented JSON; the old file stays until the new one is whole."""
+    write_bytes_atomically(path, json.dumps(payload, indent=1, sort_keys=True).encode())

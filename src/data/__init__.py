@@ -1,0 +1,1 @@
+"""Getting images: download from GCS (prefixes and archives) and cleanse them."""

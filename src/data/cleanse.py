@@ -1,0 +1,324 @@
+"""Turn a folder of arbitrary files into a clean training set of equal-size images.
+
+Every file is decoded fully; what cannot be used is dropped and counted by
+reason. Kept images get EXIF orientation, one colour mode, a resize by the
+short side (LANCZOS) and a centre crop to `image_size`. Work is spread over all
+cores; the output is byte-identical for the same input.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import logging
+import os
+import time
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageFile, ImageOps
+
+from src.common.errors import ConfigError
+from src.common.progress import Progress
+from src.params import checks
+
+log = logging.getLogger(__name__)
+
+OUTPUT_MODES = ("RGB", "RGBA", "L")
+REPORT_NAME = "cleanse_report.json"
+KEPT = "kept"
+
+
+@dataclass(frozen=True)
+class CleanseSettings:
+    """How the cleansed set should look."""
+
+    image_size: int = 32
+    mode: str = "RGB"
+    min_side: int = 0
+    max_pixels: int = 64_000_000
+    background: tuple[int, int, int] = (255, 255, 255)
+    near_duplicate_distance: int = -1
+    min_images: int = 1
+    workers: int = 0
+
+    @property
+    def effective_min_side(self) -> int:
+        """0 means half the output size: upscaling beyond 2x only adds blur."""
+        return self.min_side or max(1, self.image_size // 2)
+
+    def validate(self) -> None:
+        checks.require(checks.image_size_problem(self.image_size))
+        checks.require(checks.near_duplicate_problem(self.near_duplicate_distance))
+        if self.mode not in OUTPUT_MODES:
+            raise ConfigError(f"mode={self.mode!r} is not supported: use one of {OUTPUT_MODES}")
+        if self.max_pixels <= 0:
+            raise ConfigError(f"max_pixels={self.max_pixels} must be positive")
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one input file."""
+
+    source: str
+    reason: str
+    output: str | None = None
+    content_hash: str | None = None
+    perceptual_hash: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class CleanseReport:
+    kept: int
+    dropped: dict[str, int]
+    examples: dict[str, list[str]]
+    image_size: int
+    mode: str
+    seconds: float
+    images_per_second: float
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.kept + sum(self.dropped.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items())),
+            "examples": {k: v for k, v in sorted(self.examples.items())},
+            "image_size": self.image_size,
+            "mode": self.mode,
+            "total": self.total,
+        }
+
+    def markdown(self) -> str:
+        """A short report for a person, for the pipeline UI."""
+        lines = [
+            "# Cleanse report",
+            "",
+            f"Kept **{self.kept}** of {self.total} files as {self.image_size}x{self.image_size} "
+            f"{self.mode} PNGs ({self.images_per_second:.0f} images/s).",
+            "",
+            "| reason | count | examples |",
+            "| --- | ---: | --- |",
+        ]
+        for reason, count in sorted(self.dropped.items()):
+            examples = ", ".join(f"`{name}`" for name in self.examples.get(reason, []))
+            lines.append(f"| {reason} | {count} | {examples} |")
+        if not self.dropped:
+            lines.append("| (nothing dropped) | 0 | |")
+        return "\n".join(lines) + "\n"
+
+
+def list_input_files(root: Path) -> list[Path]:
+    """Every regular file below root, sorted; hidden files and links are ignored."""
+    files = [
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and not path.is_symlink()
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    ]
+    return sorted(files, key=lambda path: path.relative_to(root).as_posix())
+
+
+def output_name(relative: str) -> str:
+    """A flat, stable file name for an input path: `a/b/c.JPG` -> `a__b__c.png`."""
+    stem = relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative
+    return stem.replace("/", "__") + ".png"
+
+
+def to_mode(image: Image.Image, mode: str, background: tuple[int, int, int]) -> Image.Image:
+    """Converts any Pillow mode to `mode`, compositing transparency onto `background`."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda v: v / 256).convert("L")  # 16-bit -> 8-bit
+    elif image.mode == "F":
+        image = image.convert("L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if mode == "RGBA":
+        return image.convert("RGBA")
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        canvas.alpha_composite(rgba)
+        image = canvas
+    return image.convert(mode)
+
+
+def resize_and_crop(image: Image.Image, size: int) -> Image.Image:
+    """Resizes the short side to `size` (LANCZOS) and crops the centre square."""
+    width, height = image.size
+    scale = size / min(width, height)
+    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
+    if new_size != image.size:
+        image = image.resize(new_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    left = (image.width - size) // 2
+    top = (image.height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def difference_hash(image: Image.Image) -> int:
+    """64-bit dHash: robust to resizing and recompression, for near-duplicates."""
+    small = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    pixels = small.tobytes()
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            bits = (bits << 1) | (pixels[row * 9 + col] > pixels[row * 9 + col + 1])
+    return bits
+
+
+def process_file(
+    path: Path, relative: str, out_dir: Path, settings: CleanseSettings
+) -> FileOutcome:
+    """Decodes, checks and writes one image; never raises for bad input."""
+    try:
+        if path.stat().st_size == 0:
+            return FileOutcome(relative, "empty_file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            width, height = image.size
+            if width * height > settings.max_pixels:
+                return FileOutcome(relative, "too_many_pixels", detail=f"{width}x{height}")
+            if min(width, height) < settings.effective_min_side:
+                return FileOutcome(relative, "too_small", detail=f"{width}x{height}")
+            if image.format == "JPEG":
+                # Decodes at 1/2, 1/4 or 1/8 scale while both sides stay >= 2x the target.
+                image.draft(image.mode, (settings.image_size * 2, settings.image_size * 2))
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            image = to_mode(image, settings.mode, settings.background)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return FileOutcome(relative, "too_many_pixels")
+    except Image.UnidentifiedImageError:
+        return FileOutcome(relative, "not_an_image")
+    except (OSError, SyntaxError, ValueError) as error:
+        reason = "truncated" if "truncat" in str(error).lower() else "undecodable"
+        return FileOutcome(relative, reason, detail=str(error)[:200])
+    content_hash = hashlib.sha256(
+        f"{image.mode}{image.size}".encode() + image.tobytes()
+    ).hexdigest()
+    result = resize_and_crop(image, settings.image_size)
+    name = output_name(relative)
+    result.save(out_dir / name, format="PNG")
+    return FileOutcome(
+        relative,
+        KEPT,
+        output=name,
+        content_hash=content_hash,
+        perceptual_hash=difference_hash(result),
+    )
+
+
+def _process_chunk(
+    items: list[tuple[str, str]], out_dir: str, settings: CleanseSettings
+) -> list[FileOutcome]:
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    return [process_file(Path(path), relative, Path(out_dir), settings) for path, relative in items]
+
+
+def _chunks(items: list, count: int) -> list[list]:
+    size = max(1, min(64, len(items) // (count * 4) or 1))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def drop_duplicates(outcomes: list[FileOutcome], max_distance: int) -> list[FileOutcome]:
+    """Marks exact (same decoded pixels) and, optionally, near duplicates; first one wins."""
+    seen_content: set[str] = set()
+    kept_hashes: list[int] = []
+    result = []
+    for outcome in outcomes:
+        if outcome.reason != KEPT:
+            result.append(outcome)
+            continue
+        if outcome.content_hash in seen_content:
+            result.append(FileOutcome(outcome.source, "duplicate", output=outcome.output))
+            continue
+        seen_content.add(outcome.content_hash)
+        if max_distance >= 0 and any(
+            (outcome.perceptual_hash ^ other).bit_count() <= max_distance for other in kept_hashes
+        ):
+            result.append(FileOutcome(outcome.source, "near_duplicate", output=outcome.output))
+            continue
+        kept_hashes.append(outcome.perceptual_hash)
+        result.append(outcome)
+    return result
+
+
+def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> CleanseReport:
+    """Cleanses every file below `source` into PNGs in `dest` and writes a JSON report."""
+    settings.validate()
+    started = time.monotonic()
+    files = list_input_files(source)
+    if not files:
+        raise ConfigError(f"no files in {source}: the download step produced an empty dataset")
+    dest.mkdir(parents=True, exist_ok=True)
+    for stale in dest.iterdir():
+        stale.unlink()
+    items = [(str(path), path.relative_to(source).as_posix()) for path in files]
+    workers = settings.workers or os.cpu_count() or 1
+    outcomes = _run_all(items, dest, settings, workers)
+    outcomes = drop_duplicates(outcomes, settings.near_duplicate_distance)
+    dropped: Counter = Counter()
+    examples: dict[str, list[str]] = defaultdict(list)
+    kept = []
+    for outcome in outcomes:
+        if outcome.reason == KEPT:
+            kept.append(outcome.output)
+            continue
+        dropped[outcome.reason] += 1
+        if len(examples[outcome.reason]) < 3:
+            examples[outcome.reason].append(outcome.source)
+        if outcome.output:
+            (dest / outcome.output).unlink(missing_ok=True)
+    seconds = time.monotonic() - started
+    report = CleanseReport(
+        kept=len(kept),
+        dropped=dict(dropped),
+        examples=dict(examples),
+        image_size=settings.image_size,
+        mode=settings.mode,
+        seconds=seconds,
+        images_per_second=len(files) / seconds if seconds > 0 else 0.0,
+        outputs=kept,
+    )
+    log.info(
+        "cleansed %d files in %.1fs (%.0f/s): kept %d, dropped %s",
+        len(files),
+        seconds,
+        report.images_per_second,
+        report.kept,
+        dict(dropped) or "none",
+    )
+    checks.require(checks.enough_images_problem(report.kept, settings.min_images))
+    (dest / REPORT_NAME).write_text(json.dumps(report.as_dict(), indent=1, sort_keys=True))
+    return report
+
+
+def _run_all(
+    items: list[tuple[str, str]], dest: Path, settings: CleanseSettings, workers: int
+) -> list[FileOutcome]:
+    progress = Progress("cleanse", total=len(items), unit="images", logger=log)
+    if workers == 1 or len(items) < 32:
+        outcomes = []
+        for chunk in _chunks(items, 1):
+            outcomes.extend(_process_chunk(chunk, str(dest), settings))
+            progress.advance(len(chunk))
+        return outcomes
+    chunks = _chunks(items, workers)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_process_chunk, chunk, str(dest), settings) for chunk in chunks]
+        outcomes = []
+        for future, chunk in zip(futures, chunks, strict=True):
+            outcomes.extend(future.result())
+            progress.advance(len(chunk))
+    return outcomes

@@ -1,0 +1,1 @@
+"""The GAN: upstream lightweight-gan's networks, training, checkpoints, sampling and scores."""

@@ -1,0 +1,65 @@
+"""Build upstream's LightweightGAN (G, D, D_aug, GE, both optimizers) on any device."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+from torch import nn
+
+from src.gan.attention_layout import use_channels_first_attention
+from src.gan.config import TrainConfig
+from src.gan.upstream import upstream
+
+_build_lock = threading.Lock()
+_original_blur: type | None = None
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def build_gan(config: TrainConfig, device: torch.device) -> nn.Module:
+    """Upstream's `LightweightGAN` with upstream's initialisation, moved to `device`.
+
+    Its attention layers compute in channels-first layout (`src.gan.attention_layout`).
+
+    Upstream's `Trainer.init_GAN` chooses antialiasing and the norm layer by
+    rebinding module globals before construction; we do the same, under a lock,
+    and put them back afterwards.
+    """
+    global _original_blur
+    module = upstream()
+
+    class PortableLightweightGAN(module.LightweightGAN):
+        def cuda(self, device=None):  # upstream's __init__ ends with self.cuda(rank)
+            return self
+
+    with _build_lock:
+        if _original_blur is None:
+            _original_blur = module.Blur
+        saved = module.Blur, module.norm_class
+        module.Blur = _original_blur if config.antialias else nn.Identity
+        module.norm_class = nn.BatchNorm2d
+        try:
+            gan = PortableLightweightGAN(
+                optimizer=config.optimizer,
+                lr=config.learning_rate,
+                latent_dim=config.latent_dim,
+                attn_res_layers=list(config.attn_res_layers),
+                freq_chan_attn=config.freq_chan_attn,
+                image_size=config.image_size,
+                ttur_mult=config.ttur_mult,
+                fmap_max=config.fmap_max,
+                fmap_inverse_coef=config.fmap_inverse_coef,
+                disc_output_size=config.disc_output_size,
+                transparent=config.transparent,
+                greyscale=config.greyscale,
+            )
+        finally:
+            module.Blur, module.norm_class = saved
+    use_channels_first_attention(gan)
+    return gan.to(device)  # in-place: the optimizers keep pointing at the same parameters
