@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from bench.common import median_seconds, report
+from devtools.http_proxy import HttpProxy
 from src.backends.emulator import GcsEmulator, anonymous_client
 from src.data.download import download_dataset
-from tests.support.http_proxy import HttpProxy
 
 PAYLOAD = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
 

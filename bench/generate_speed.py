@@ -31,7 +31,7 @@ def worker(kind: str, model_dir: str, out_dir: str, images: int) -> None:
         print("RESULT " + json.dumps({"seconds": result.seconds}))  # sampling + writing files
         return
     else:
-        from tests.support.upstream_cpu import load_upstream_on_cpu
+        from devtools.upstream_cpu import load_upstream_on_cpu
 
         module = load_upstream_on_cpu()
         trainer = module.Trainer(name="default", base_dir=str(Path(model_dir) / "upstream"), results_dir=out_dir, latent_dim=SMOKE["latent_dim"], use_aim=False)  # fmt: skip

@@ -32,7 +32,7 @@ def worker(kind: str, data: str, steps: int) -> None:
         with tempfile.TemporaryDirectory() as folder:
             train_gan(Path(data), Path(folder), TrainConfig(steps=steps, save_every=steps, **SMOKE))
     elif kind == "upstream":
-        from tests.support.upstream_cpu import load_upstream_on_cpu
+        from devtools.upstream_cpu import load_upstream_on_cpu
 
         module = load_upstream_on_cpu()
         with tempfile.TemporaryDirectory() as base:

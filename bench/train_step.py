@@ -82,7 +82,7 @@ def run_upstream(args: argparse.Namespace) -> dict:
     if torch.cuda.is_available() and args.device != "cpu":
         import lightweight_gan.lightweight_gan as module
     else:
-        from tests.support.upstream_cpu import load_upstream_on_cpu
+        from devtools.upstream_cpu import load_upstream_on_cpu
 
         module = load_upstream_on_cpu()
     torch.manual_seed(0)

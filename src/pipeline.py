@@ -22,6 +22,7 @@ from kfp import compiler, dsl
 
 from src.build.accelerators import GKE_ACCELERATOR_LABEL, GKE_GPU_RESOURCE, GpuRequest
 from src.build.embedded_code import for_image
+from src.build.ir_yaml import rewrite_unfolded
 from src.common.errors import ConfigError
 from src.components import (
     check_parameters,
@@ -132,7 +133,7 @@ def build_pipeline(
         )
         if gpu is not None:
             request_gpu(train, target, gpu)
-            # A retried (e.g. preempted) attempt resumes from the checkpoint in its output.
+            # A retried (e.g. preempted) attempt resumes from the mirrored checkpoint (see train_gan).
             train.set_retry(num_retries=train_retries, backoff_duration="60s", backoff_factor=2.0)
 
         generate_step(
@@ -169,6 +170,7 @@ TRAIN_INPUTS = (
     "seed",
     "amp",
     "train_processes",
+    "checkpoint_root",
 )
 
 
@@ -184,6 +186,7 @@ def compile_pipeline(
     pipeline = build_pipeline(target, gpu, train_retries=train_retries, image=image)
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(output))
+    rewrite_unfolded(output)
     return output
 
 

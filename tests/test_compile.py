@@ -215,3 +215,16 @@ def test_kfp_gpu_request_can_be_compiled_to_any_folder(tmp_path):
         "nodeSelector"
     ]["labels"]
     assert labels == {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"}
+
+
+def test_unfolded_yaml_loads_to_exactly_what_the_kfp_compiler_wrote(tmp_path):
+    from kfp import compiler
+
+    from src.pipeline import build_pipeline
+
+    for target in ("vertex", "kfp"):
+        raw = tmp_path / f"{target}-raw.yaml"
+        compiler.Compiler().compile(build_pipeline(target), str(raw))
+        ours = compile_pipeline(target, tmp_path / f"{target}.yaml")
+        assert load_documents(ours) == load_documents(raw)
+        assert ours.read_text().startswith("# PIPELINE DEFINITION\n")

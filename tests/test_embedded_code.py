@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import base64
-import gzip
 import io
 import json
+import lzma
 import os
 import shutil
 import subprocess
@@ -135,7 +135,7 @@ NOT_SHIPPED = ("src/cli/", "src/backends/", "src/build/", "src/components/", "sr
 
 
 def archive_names(func, root: Path = SRC_ROOT) -> list[str]:
-    data = gzip.decompress(base64.b85decode(archive_b85(step_modules(func, root), root)))
+    data = lzma.decompress(base64.b85decode(archive_b85(step_modules(func, root), root)))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         assert {member.mtime for member in tar.getmembers()} == {0}
         return tar.getnames()

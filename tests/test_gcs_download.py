@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.http_proxy import HttpProxy
 from src.backends.emulator import GcsEmulator, anonymous_client
 from src.data.download import DownloadLimits, download_dataset
 from src.data.layout import DownloadError, require_complete
-from tests.support.http_proxy import HttpProxy
 
 PNG = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
 

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.data.cleanse import CleanseSettings, cleanse_folder, resize_and_crop, to_mode
+from src.data.cleanse import (
+    POOL_MIN_FILES,
+    CleanseSettings,
+    cleanse_folder,
+    resize_and_crop,
+    to_mode,
+)
 
 SIZE = 32
 
@@ -184,16 +190,26 @@ def test_resize_by_short_side_then_centre_crop():
 
 
 def test_output_is_byte_identical_across_runs_and_worker_counts(tmp_path):
+    # Given the zoo plus enough images that the cleanse starts a process pool
     build_zoo(tmp_path / "in")
+    for seed in range(POOL_MIN_FILES):
+        encoded_image = encoded(gradient((40, 40), seed=100 + seed), "PNG")
+        (tmp_path / "in" / f"extra_{seed:02d}.png").write_bytes(encoded_image)
 
-    def digest(out: Path, workers: int) -> str:
-        cleanse_folder(tmp_path / "in", out, CleanseSettings(image_size=SIZE, workers=workers))
+    def cleanse(out: Path, workers: int) -> tuple[str, int]:
+        report = cleanse_folder(
+            tmp_path / "in", out, CleanseSettings(image_size=SIZE, workers=workers)
+        )
         hasher = hashlib.sha256()
         for path in sorted(out.iterdir()):
             hasher.update(path.name.encode() + path.read_bytes())
-        return hasher.hexdigest()
+        return hasher.hexdigest(), report.processes
 
-    assert digest(tmp_path / "a", 1) == digest(tmp_path / "b", 2)
+    # When it runs in this process and in two worker processes
+    alone, pooled = cleanse(tmp_path / "a", 1), cleanse(tmp_path / "b", 2)
+    # Then two worker processes really ran and the outputs are byte-identical
+    assert alone[1] == 1 and pooled[1] == 2
+    assert alone[0] == pooled[0]
 
 
 def test_near_duplicates_are_dropped_when_enabled(tmp_path):

@@ -39,7 +39,6 @@ def test_default_pipeline_runs_end_to_end_on_the_emulator(tmp_path):
     assert "data:image/png" in Path(steps["generate-images"]["gallery"]).read_text()
     text = summary.text()
     assert "kept 96" in text and "framework overhead" in text
-    assert 0 < summary.work_seconds < summary.wall_seconds
 
 
 def test_failing_step_makes_run_exit_non_zero_and_names_the_step(

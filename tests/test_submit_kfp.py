@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import yaml
@@ -100,13 +99,12 @@ def test_dry_run_sends_nothing(fake_kfp, capsys):
     assert '"parameters"' in capsys.readouterr().out
 
 
-def test_unreachable_host_fails_within_seconds_without_retrying():
-    started = time.monotonic()
+def test_unreachable_host_is_refused_with_a_clear_message(capsys):
     code = main(
         ["submit", "kfp", "--host", "http://127.0.0.1:9", "--param", f"source_uri={SOURCE}"]
     )
     assert code == 2
-    assert time.monotonic() - started < 10
+    assert "127.0.0.1:9" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,13 @@ def gcs_uri_problem(uri: str, name: str = "source") -> str | None:
     match = _GCS_URI.match(uri or "")
     if not match:
         return (
-            f"{name} {uri!r} is not a GCS URI: pass one of the form gs://BUCKET/PREFIX "
+            f"{name}={uri!r} is not a GCS URI: pass one of the form gs://BUCKET/PREFIX "
             "(a bucket name of 3-63 lower-case letters, digits, dots, dashes or underscores, "
             "then the folder or archive that holds the images)"
         )
     if not (match.group("prefix") or "").strip("/"):
         return (
-            f"{name} {uri!r} has an empty prefix: name the folder or object inside the bucket, "
+            f"{name}={uri!r} has an empty prefix: name the folder or object inside the bucket, "
             f"for example gs://{match.group('bucket')}/images/"
         )
     return None

@@ -30,6 +30,7 @@ def check_parameters(
     near_duplicate_distance: int = -1,
     train_processes: int = 0,
     fid_weights_uri: str = "",
+    checkpoint_root: str = "",
 ):
     """Fails in seconds, naming every bad value and its fix, when a value typed into a UI is wrong.
 

@@ -30,6 +30,7 @@ def train_gan(
     seed: int = 0,
     amp: str = "auto",
     train_processes: int = 0,
+    checkpoint_root: str = "",
 ):
     """Trains lightweight-gan's networks; resumes from a checkpoint in `model` on retry.
 
@@ -70,8 +71,14 @@ def train_gan(
         seed=seed,
         amp=amp,
     )
+    # Without a root, the artifact's own gs:// URI: a retry of this task gets the same one.
+    mirror = checkpoint_root or (model.uri if model.uri.startswith("gs://") else "")
     result = run_training(
-        Path(images.path), Path(model.path), config, world_size=train_processes or None
+        Path(images.path),
+        Path(model.path),
+        config,
+        world_size=train_processes or None,
+        checkpoint_root=mirror,
     )
     summary = result.as_dict()
     model.metadata.update(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import json
 import logging
 import os
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 from PIL import Image, ImageFile, ImageOps
 
+from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
 from src.common.progress import Progress
 from src.params import checks
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 OUTPUT_MODES = ("RGB", "RGBA", "L")
 REPORT_NAME = "cleanse_report.json"
 KEPT = "kept"
+POOL_MIN_FILES = 32  # below this, starting processes costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class CleanseReport:
     seconds: float
     images_per_second: float
     outputs: list[str] = field(default_factory=list)
+    processes: int = 1  # worker processes that decoded files
 
     @property
     def total(self) -> int:
@@ -221,9 +223,13 @@ def process_file(
 
 def _process_chunk(
     items: list[tuple[str, str]], out_dir: str, settings: CleanseSettings
-) -> list[FileOutcome]:
+) -> tuple[int, list[FileOutcome]]:
+    """The outcomes of `items`, with the id of the process that decoded them."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    return [process_file(Path(path), relative, Path(out_dir), settings) for path, relative in items]
+    outcomes = [
+        process_file(Path(path), relative, Path(out_dir), settings) for path, relative in items
+    ]
+    return os.getpid(), outcomes
 
 
 def _chunks(items: list, count: int) -> list[list]:
@@ -266,7 +272,7 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
         stale.unlink()
     items = [(str(path), path.relative_to(source).as_posix()) for path in files]
     workers = settings.workers or os.cpu_count() or 1
-    outcomes = _run_all(items, dest, settings, workers)
+    outcomes, processes = _run_all(items, dest, settings, workers)
     outcomes = drop_duplicates(outcomes, settings.near_duplicate_distance)
     dropped: Counter = Counter()
     examples: dict[str, list[str]] = defaultdict(list)
@@ -290,6 +296,7 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
         seconds=seconds,
         images_per_second=len(files) / seconds if seconds > 0 else 0.0,
         outputs=kept,
+        processes=processes,
     )
     log.info(
         "cleansed %d files in %.1fs (%.0f/s): kept %d, dropped %s",
@@ -300,25 +307,31 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
         dict(dropped) or "none",
     )
     checks.require(checks.enough_images_problem(report.kept, settings.min_images))
-    (dest / REPORT_NAME).write_text(json.dumps(report.as_dict(), indent=1, sort_keys=True))
+    write_json_atomically(dest / REPORT_NAME, report.as_dict())
     return report
 
 
 def _run_all(
     items: list[tuple[str, str]], dest: Path, settings: CleanseSettings, workers: int
-) -> list[FileOutcome]:
+) -> tuple[list[FileOutcome], int]:
+    """Every item's outcome, in order, and how many processes decoded them."""
     progress = Progress("cleanse", total=len(items), unit="images", logger=log)
-    if workers == 1 or len(items) < 32:
-        outcomes = []
-        for chunk in _chunks(items, 1):
-            outcomes.extend(_process_chunk(chunk, str(dest), settings))
-            progress.advance(len(chunk))
-        return outcomes
     chunks = _chunks(items, workers)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_process_chunk, chunk, str(dest), settings) for chunk in chunks]
-        outcomes = []
-        for future, chunk in zip(futures, chunks, strict=True):
-            outcomes.extend(future.result())
+    if workers == 1 or len(items) < POOL_MIN_FILES:
+        pool = None
+        results = (_process_chunk(chunk, str(dest), settings) for chunk in chunks)
+    else:
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(
+            _process_chunk, chunks, [str(dest)] * len(chunks), [settings] * len(chunks)
+        )
+    outcomes, pids = [], set()
+    try:
+        for (pid, chunk_outcomes), chunk in zip(results, chunks, strict=True):
+            pids.add(pid)
+            outcomes.extend(chunk_outcomes)
             progress.advance(len(chunk))
-    return outcomes
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return outcomes, len(pids)

@@ -93,11 +93,12 @@ class TrainConfig:
     @classmethod
     def from_params(cls, **values: Any) -> TrainConfig:
         """The config for pipeline parameters (as the train component receives them)."""
-        values = dict(values)
-        values["attn_res_layers"] = tuple(
-            int(v) for v in checks.split_list(values.get("attn_res_layers", ""))
-        )
-        values["aug_types"] = tuple(checks.split_list(values.get("aug_types", "")))
+        if "attn_res_layers" in values:
+            values["attn_res_layers"] = tuple(
+                int(v) for v in checks.split_list(values["attn_res_layers"])
+            )
+        if "aug_types" in values:
+            values["aug_types"] = tuple(checks.split_list(values["aug_types"]))
         return cls(**values)
 
     @property

@@ -33,6 +33,7 @@ from src.gan.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from src.gan.checkpoint_mirror import CheckpointMirror
 from src.gan.config import TrainConfig
 from src.gan.data_parallel import (
     SINGLE,
@@ -151,6 +152,7 @@ class StepRunner:
         self.d_scaler = torch.amp.GradScaler(device.type, enabled=fp16)
         self.g_scaler = torch.amp.GradScaler(device.type, enabled=fp16)
         self.aug_kwargs = {"prob": aug_prob, "types": list(config.aug_types)}
+        self.mirror: CheckpointMirror | None = None  # where rank 0 copies each checkpoint
         self.data_seconds = 0.0
         module = upstream()
         self.d_loss_fn = (
@@ -397,21 +399,29 @@ def train_gan(
     device: str = "auto",
     world_size: int | None = None,
     on_step: Callable[[int, StepLosses], None] | None = None,
+    checkpoint_root: str = "",
 ) -> TrainResult:
     """Trains until `config.steps`, resuming from `model_dir/checkpoint.pt` when present.
 
     `world_size` processes train data-parallel (default: one per visible CUDA
     device, else one); each takes `config.batch_size` images per micro-batch.
+    With `checkpoint_root` (gs://... or a folder), every checkpoint is also copied
+    there, and an empty `model_dir` first fetches the copy: a retried or resumed
+    attempt continues where the last one saved.
     """
     config.validate()
     torch_device = pick_device(device)
     resolve_amp(config.amp, torch_device)
+    if checkpoint_root:
+        CheckpointMirror(checkpoint_root).fetch(model_dir, CHECKPOINT_NAME)
     if world_size is None:
         world_size = default_world_size(torch_device)
     if world_size < 1:
         raise ConfigError(f"world_size={world_size}: use 1 or more training processes")
     if world_size == 1:
-        return _train_process(SINGLE, torch_device, data_dir, model_dir, config, on_step)
+        return _train_process(
+            SINGLE, torch_device, data_dir, model_dir, config, on_step, checkpoint_root
+        )
     if torch_device.type == "cuda" and world_size > torch.cuda.device_count():
         raise ConfigError(
             f"world_size={world_size} but only {torch.cuda.device_count()} CUDA devices are "
@@ -421,7 +431,14 @@ def train_gan(
         "training on %d processes (%s), gradients averaged each step", world_size, torch_device.type
     )
     return run_on_ranks(
-        world_size, torch_device.type, _train_process, data_dir, model_dir, config, None
+        world_size,
+        torch_device.type,
+        _train_process,
+        data_dir,
+        model_dir,
+        config,
+        None,
+        checkpoint_root,
     )
 
 
@@ -439,6 +456,7 @@ def _train_process(
     model_dir: Path,
     config: TrainConfig,
     on_step: Callable[[int, StepLosses], None] | None,
+    checkpoint_root: str = "",
 ) -> TrainResult:
     """One training process: rank 0 logs, checkpoints and exports; all ranks step together."""
     if not ranks.is_main:
@@ -459,6 +477,8 @@ def _train_process(
     if ranks.rank > 0:  # rank 0 keeps the single-process streams
         _seed_rank(config.seed, ranks, step=0, attempt=0)
     runner = StepRunner(gan, bank, config, device, amp_dtype, aug_prob, ranks)
+    if checkpoint_root and ranks.is_main:
+        runner.mirror = CheckpointMirror(checkpoint_root)
     amp_name = "off" if amp_dtype is None else str(amp_dtype).removeprefix("torch.")
 
     saved = load_checkpoint(model_dir, map_location=device)
@@ -539,6 +559,8 @@ def _save(
     state = runner.state(step, history)  # collective: every rank takes part
     if runner.ranks.is_main:
         save_checkpoint(model_dir, state, config)
+        if runner.mirror is not None:
+            runner.mirror.push(model_dir, CHECKPOINT_NAME)
 
 
 def _train_loop(

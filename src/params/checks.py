@@ -130,6 +130,17 @@ def fid_weights_problem(value: str) -> str | None:
     return None
 
 
+def checkpoint_root_problem(value: str) -> str | None:
+    if not value or value.startswith("/"):
+        return None
+    if value.startswith("gs://") and not gcs_uri_problem(value, "checkpoint_root"):
+        return None
+    return (
+        f"checkpoint_root={value!r}: pass a gs://BUCKET/FOLDER (or an absolute path) for this "
+        "run's checkpoints, or leave it empty to keep them beside the model artifact"
+    )
+
+
 def attention_problem(attn_res_layers: str, image_size: int) -> str | None:
     """Attention resolutions are feature-map sizes: powers of two from 4 to image_size."""
     if attn_res_layers_problem(attn_res_layers):

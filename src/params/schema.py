@@ -93,6 +93,10 @@ PARAMS: tuple[Param, ...] = (
     Param("fid_weights_uri", str, "",
           "gs://.../inception_v3_google-*.pth (torchvision's weights) to also log FID; empty: SWD only",
           checks.fid_weights_problem),
+    Param("checkpoint_root", str, "",
+          "gs:// folder (or absolute path) that keeps the latest checkpoint so that retries and "
+          "resumed runs continue; empty: the model artifact's own URI. One folder per training run",
+          checks.checkpoint_root_problem),
 )  # fmt: skip
 
 BY_NAME: dict[str, Param] = {param.name: param for param in PARAMS}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.support.upstream_cpu import load_upstream_on_cpu
+from devtools.upstream_cpu import load_upstream_on_cpu
 
 
 def main(base_dir: str, name: str, latent_dim: str, out_dir: str) -> None:

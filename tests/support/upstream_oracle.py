@@ -15,8 +15,8 @@ import tempfile
 
 import torch
 
+from devtools.upstream_cpu import load_upstream_on_cpu
 from tests.support.gradient_capture import capture_gradients
-from tests.support.upstream_cpu import load_upstream_on_cpu
 
 
 def main(in_path: str, out_path: str) -> None:

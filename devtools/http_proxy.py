@@ -25,6 +25,7 @@ class HttpProxy:
     fail_every: int = 0
     after_request: Callable[[int], None] | None = None
     count: int = 0
+    paths: list[str] = field(default_factory=list)  # every request's path, in order
     failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -48,6 +49,7 @@ class HttpProxy:
                 with proxy.lock:
                     proxy.count += 1
                     number = proxy.count
+                    proxy.paths.append(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 time.sleep(proxy.delay_s)

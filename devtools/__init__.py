@@ -1,0 +1,1 @@
+"""Helpers that tests and benchmarks share (never shipped in a pipeline step)."""

@@ -1,0 +1,96 @@
+"""A copy of the latest checkpoint where every attempt of the train task can reach it.
+
+The Model artifact's local folder is not enough: on open-source KFP it is an
+emptyDir that the launcher uploads only after success, so a preempted or
+failed attempt leaves nothing for its retry. After each atomic local save the
+checkpoint is copied to `root` (a gs:// folder, written through the storage
+client, or a local folder); an attempt that starts with an empty model folder
+fetches it first and resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from src.common.atomic_files import atomic_open
+from src.common.gcs_uri import parse_gcs_uri
+from src.common.retry import with_retries
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointMirror:
+    """Copies `name` files between a model folder and `root` (gs://bucket/prefix or a path)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self._bucket = None
+        if self.root.startswith("gs://"):
+            bucket, prefix = parse_gcs_uri(self.root + "/", "checkpoint_root")
+            from google.cloud import storage  # only GCS mirrors need the client
+
+            self._bucket = storage.Client().bucket(bucket)
+            self._prefix = prefix.rstrip("/")
+
+    def _blob(self, name: str):
+        return self._bucket.blob(f"{self._prefix}/{name}")
+
+    def fetch(self, model_dir: Path, name: str) -> bool:
+        """Copies `root/name` into `model_dir` unless it is already there; True if copied."""
+        target = model_dir / name
+        if target.exists():
+            return False
+        model_dir.mkdir(parents=True, exist_ok=True)
+        if self._bucket is None:
+            source = Path(self.root) / name
+            if not source.is_file():
+                return False
+            with atomic_open(target) as handle, open(source, "rb") as data:
+                shutil.copyfileobj(data, handle)
+        else:
+            blob = self._blob(name)
+            if not with_retries(blob.exists, what=f"lookup of {self.root}/{name}"):
+                return False
+            with atomic_open(target) as handle:
+                with_retries(
+                    lambda: _download(blob, handle), what=f"download of {self.root}/{name}"
+                )
+        log.info("fetched %s/%s to resume from it", self.root, name)
+        return True
+
+    def push(self, model_dir: Path, name: str) -> None:
+        """Copies `model_dir/name` to `root`; the old copy stays until the new one is whole."""
+        source = model_dir / name
+        if self._bucket is None:
+            folder = Path(self.root)
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_open(folder / name) as handle, open(source, "rb") as data:
+                shutil.copyfileobj(data, handle)
+            return
+        blob = self._blob(name)
+        with _own_random_state():
+            with_retries(
+                lambda: blob.upload_from_filename(str(source)), what=f"upload to {self.root}/{name}"
+            )
+
+
+@contextlib.contextmanager
+def _own_random_state() -> Iterator[None]:
+    """The storage client draws from Python's `random` (upload boundaries, retry jitter);
+    upstream's augmentation draws from it too, so a mirror must leave it as it found it."""
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def _download(blob, handle) -> None:
+    handle.seek(0)
+    handle.truncate()
+    blob.download_to_file(handle)

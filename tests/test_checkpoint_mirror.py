@@ -1,0 +1,95 @@
+"""Checkpoints survive an attempt that leaves nothing behind: a retry resumes from the mirror."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from kfp.dsl import HTML, Dataset, Metrics, Model
+
+from src.components import train_gan
+from src.gan.checkpoint import load_checkpoint
+
+SMALL = {
+    "image_size": 32, "batch_size": 2, "gradient_accumulate_every": 1, "latent_dim": 32,
+    "fmap_max": 16, "attn_res_layers": "", "save_every": 1,
+}  # fmt: skip
+
+
+def artifact(kind, path: Path):
+    return kind(uri=str(path), name=path.name, metadata={})
+
+
+def run_attempt(images: Path, out: Path, steps: int, checkpoint_root: str) -> tuple[Model, dict]:
+    """One attempt of the train task as a backend runs it: a fresh output folder."""
+    model, metrics = artifact(Model, out / "model"), artifact(Metrics, out / "metrics")
+    train_gan.python_func(
+        images=artifact(Dataset, images),
+        model=model,
+        metrics=metrics,
+        loss_curves=artifact(HTML, out / "loss.html"),
+        steps=steps,
+        checkpoint_root=checkpoint_root,
+        **SMALL,
+    )
+    return model, metrics.metadata
+
+
+KILLABLE = """
+import sys
+from pathlib import Path
+from tests.test_checkpoint_mirror import run_attempt
+run_attempt(Path(sys.argv[1]), Path(sys.argv[2]), 50, sys.argv[3])
+"""
+
+
+def test_fresh_attempt_resumes_from_the_gcs_mirror_after_a_killed_one(
+    cleansed_sample, gcs_client, fresh_bucket, tmp_path
+):
+    root = f"gs://{fresh_bucket.name}/checkpoints/run-1"
+    mirrored = "checkpoints/run-1/checkpoint.pt"
+    # Given an attempt killed mid-training, whose own output folder is then lost
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE, str(cleansed_sample), str(tmp_path / "a1"), root],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline, killed_at = time.monotonic() + 240, 0
+    try:
+        while time.monotonic() < deadline and killed_at < 2:
+            time.sleep(0.2)
+            killed_at = mirrored_step(fresh_bucket, mirrored, tmp_path / "mirror.pt")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    killed_at = mirrored_step(fresh_bucket, mirrored, tmp_path / "mirror.pt")
+    assert killed_at >= 2, "the killed attempt never mirrored a checkpoint past step 2"
+    # When a new attempt starts with an empty output folder and the same root
+    model, metrics = run_attempt(cleansed_sample, tmp_path / "a2", killed_at + 2, root)
+    # Then it resumed from the mirrored step and ends where an uninterrupted run ends
+    assert (metrics["start_step"], metrics["end_step"]) == (killed_at, killed_at + 2)
+    resumed = load_checkpoint(Path(model.path))
+    straight, _ = run_attempt(cleansed_sample, tmp_path / "straight", killed_at + 2, "")
+    a, b = load_checkpoint(Path(straight.path))["gan"], resumed["gan"]
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def mirrored_step(bucket, name: str, path: Path) -> int:
+    """The step of the mirrored checkpoint, 0 while there is none."""
+    blob = bucket.blob(name)  # a fresh handle: a used one pins the generation it read
+    if not blob.exists():
+        return 0
+    blob.download_to_filename(str(path))
+    return torch.load(path, weights_only=True, map_location="cpu")["step"]
+
+
+def test_local_folder_mirror_lets_an_empty_model_folder_resume(cleansed_sample, tmp_path):
+    root = str(tmp_path / "checkpoints")
+    run_attempt(cleansed_sample, tmp_path / "a1", 2, root)
+    _, metrics = run_attempt(cleansed_sample, tmp_path / "a2", 3, root)
+    assert (metrics["start_step"], metrics["end_step"]) == (2, 3)
+    assert load_checkpoint(tmp_path / "checkpoints")["step"] == 3

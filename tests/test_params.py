@@ -1,0 +1,201 @@
+"""One parameter schema: every place that names a parameter agrees with it, and every bad value
+is refused at every entry point before any work starts."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp import local
+
+from devtools.http_proxy import HttpProxy
+from src import components
+from src.cli.main import main
+from src.data.cleanse import CleanseSettings
+from src.gan.config import TrainConfig
+from src.params.schema import BY_NAME, PARAMS, local_defaults
+from src.pipeline import COMPILED_DIR, COMPILED_FILES, TRAIN_INPUTS, build_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+# A bad value for every parameter, as a user would type it. Booleans have no bad value of
+# their own type: on the command line they get a non-boolean word.
+BAD_TEXT = {
+    "source_uri": "/data/cats",
+    "image_size": "48",
+    "batch_size": "0",
+    "gradient_accumulate_every": "0",
+    "steps": "-5",
+    "learning_rate": "0",
+    "latent_dim": "0",
+    "fmap_max": "-1",
+    "attn_res_layers": "33",
+    "aug_prob": "2.0",
+    "aug_types": "colour",
+    "disc_output_size": "3",
+    "dual_contrast_loss": "maybe",
+    "antialias": "maybe",
+    "transparent": "maybe",
+    "save_every": "0",
+    "seed": "-1",
+    "amp": "bf17",
+    "num_images": "0",
+    "generator": "best",
+    "download_workers": "0",
+    "near_duplicate_distance": "99",
+    "train_processes": "-1",
+    "fid_weights_uri": "/home/me/inception.pth",
+    "checkpoint_root": "s3://other-cloud/ckpt",
+}
+# The same, typed as a UI passes them (every non-boolean parameter).
+BAD_TYPED = {
+    name: BY_NAME[name].kind(text)
+    for name, text in BAD_TEXT.items()
+    if BY_NAME[name].kind is not bool
+}
+
+
+def test_every_parameter_has_a_bad_value_in_these_tests():
+    assert set(BAD_TEXT) == set(BY_NAME)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TEXT))
+def test_cli_refuses_a_bad_value_of_each_parameter_before_anything_starts(name, tmp_path, capsys):
+    code = main(["run", "--workdir", str(tmp_path), "--param", f"{name}={BAD_TEXT[name]}"])
+    assert code == 2
+    assert name in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_reports_every_problem_at_once(tmp_path, capsys):
+    args = [part for name, text in BAD_TEXT.items() for part in ("--param", f"{name}={text}")]
+    assert main(["run", "--workdir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"{len(BAD_TEXT)} problems" in err
+    missing = [name for name in BAD_TEXT if not re.search(rf"\b{name}\b", err)]
+    assert missing == []
+
+
+def test_attention_at_a_resolution_above_image_size_is_refused(tmp_path, capsys):
+    args = ["--param", "attn_res_layers=512", "--param", "image_size=256"]
+    assert main(["run", "--workdir", str(tmp_path), *args]) == 2
+    assert "attn_res_layers='512' has 512" in capsys.readouterr().err
+
+
+def test_submit_reports_parameter_and_option_problems_together(capsys):
+    args = ["submit", "vertex", "--dry-run", "--param", "generator=best", "--param", "amp=bf17"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    for text in ("--project is required", "--region is required", "generator='best'", "amp='bf17'"):
+        assert text in err
+    assert "source_uri is required" in err
+
+
+def test_compiled_pipeline_checks_parameters_before_downloading():
+    spec = yaml.safe_load((COMPILED_DIR / COMPILED_FILES["vertex"]).read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "dependentTasks" not in tasks["check-parameters"]
+    assert tasks["download-images"]["dependentTasks"] == ["check-parameters"]
+    checked = spec["components"]["comp-check-parameters"]["inputDefinitions"]["parameters"]
+    assert set(checked) == set(BY_NAME)
+
+
+@pytest.mark.slow
+def test_bad_values_typed_into_a_ui_fail_in_the_first_step_before_any_object_request(
+    emulator, tmp_path, capfd, monkeypatch
+):
+    # Given the compiled local pipeline pointed at the emulator through a recording proxy
+    proxy = HttpProxy(emulator.url).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path),
+        raise_on_error=True,
+    )
+    # When it runs with a bad value for every parameter that a UI can type
+    with pytest.raises(RuntimeError) as failure:
+        build_pipeline("local")(**{**local_defaults(), **BAD_TYPED})
+    # Then the check step failed, naming each value, and no object was ever requested
+    assert "check-parameters" in _ANSI.sub("", str(failure.value))
+    log = _ANSI.sub("", "".join(capfd.readouterr()))
+    assert [name for name in BAD_TYPED if not re.search(rf"\b{name}=", log)] == []
+    assert proxy.paths == []
+    run_dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert not any((run / "download-images").exists() for run in run_dirs)
+
+
+def test_compiled_pipeline_declares_exactly_the_schema():
+    spec = yaml.safe_load((COMPILED_DIR / COMPILED_FILES["vertex"]).read_text())
+    declared = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(declared) == set(BY_NAME)
+    kinds = {int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", str: "STRING", bool: "BOOLEAN"}
+    for param in PARAMS:
+        entry = declared[param.name]
+        assert entry["parameterType"] == kinds[param.kind], param.name
+        assert entry["description"] == param.help
+        if param.required:
+            assert "defaultValue" not in entry and not entry.get("isOptional")
+        else:
+            assert entry["defaultValue"] == param.compiled, param.name
+
+
+@pytest.mark.parametrize("name", components.__all__)
+def test_component_inputs_named_like_a_parameter_match_its_type_and_default(name):
+    signature = inspect.signature(getattr(components, name).python_func)
+    for input_name, parameter in signature.parameters.items():
+        if input_name in BY_NAME:
+            param = BY_NAME[input_name]
+            assert parameter.annotation is param.kind, input_name
+            expected = inspect.Parameter.empty if param.required else param.compiled
+            assert parameter.default == expected, input_name
+
+
+def test_check_component_takes_every_parameter():
+    signature = inspect.signature(components.check_parameters.python_func)
+    assert list(signature.parameters) == [p.name for p in PARAMS]
+
+
+def test_train_component_takes_every_training_parameter_under_its_own_name():
+    signature = inspect.signature(components.train_gan.python_func)
+    assert set(TRAIN_INPUTS) <= set(signature.parameters)
+    config_fields = {f.name for f in fields(TrainConfig)}
+    assert set(TRAIN_INPUTS) - {"train_processes", "checkpoint_root"} <= config_fields
+
+
+def test_training_and_cleanse_defaults_are_the_local_defaults():
+    defaults = local_defaults()
+    shared = {f.name for f in fields(TrainConfig)} & set(BY_NAME)
+    for name in shared - {"steps", "save_every"}:  # TrainConfig's own 100/50 suit unit tests
+        from_schema = getattr(TrainConfig.from_params(**{name: defaults[name]}), name)
+        assert getattr(TrainConfig(), name) == from_schema, name
+    settings = CleanseSettings()
+    assert settings.image_size == defaults["image_size"]
+    assert settings.near_duplicate_distance == defaults["near_duplicate_distance"]
+
+
+def test_readme_parameter_table_is_the_schema():
+    table = subprocess.run(
+        [sys.executable, "scripts/readme_params.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert table.strip() in (ROOT / "README.md").read_text(), (
+        "README's parameter table is stale: paste the output of python scripts/readme_params.py"
+    )
+
+
+def test_run_help_lists_every_parameter_with_its_local_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for param in PARAMS:
+        assert re.search(rf"^\s+{param.name}\s+{re.escape(repr(param.local_default))}", out, re.M)
