@@ -24,10 +24,13 @@ class HttpProxy:
     delay_s: float = 0.0
     fail_every: int = 0
     after_request: Callable[[int], None] | None = None
+    cut_body: Callable[[str], bool] | None = None  # send half of this response's body, then close
+    stall: Callable[[str], bool] | None = None  # never answer this request (until stop())
     count: int = 0
     paths: list[str] = field(default_factory=list)  # every request's path, in order
     failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopped: threading.Event = field(default_factory=threading.Event)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -76,6 +79,18 @@ class HttpProxy:
                 finally:
                     connection.close()
                 time.sleep(proxy.delay_s)
+                if proxy.stall and proxy.stall(self.path):
+                    proxy.stopped.wait(300)
+                    self.close_connection = True
+                    return
+                if proxy.cut_body and len(data) > 1 and proxy.cut_body(self.path):
+                    self.send_response(response.status)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in HOP_HEADERS | {"content-length"}:
@@ -94,6 +109,7 @@ class HttpProxy:
         return self
 
     def stop(self) -> None:
+        self.stopped.set()
         if self.server:
             self.server.shutdown()
             self.server.server_close()

@@ -1,8 +1,7 @@
 """The Lightweight GAN pipeline, and the `python -m src.pipeline` entry point.
 
 Steps:
-    0. check_parameters  every parameter, before any byte is downloaded
-    1. download_images   gs:// prefix or archive -> Dataset (+ manifest)
+    1. download_images   every parameter checked first; gs:// prefix or archive -> Dataset
     2. cleanse_images    Dataset -> Dataset of equal-size PNGs, Metrics, Markdown report
     3. train_gan         Dataset -> Model (resumable checkpoint + upstream export), Metrics, HTML
     4. generate_images   Model -> Artifact (PNGs, grid), HTML gallery, Metrics (SWD)
@@ -24,13 +23,7 @@ from src.build.accelerators import GKE_ACCELERATOR_LABEL, GKE_GPU_RESOURCE, GpuR
 from src.build.embedded_code import for_image
 from src.build.ir_yaml import rewrite_unfolded
 from src.common.errors import ConfigError
-from src.components import (
-    check_parameters,
-    cleanse_images,
-    download_images,
-    generate_images,
-    train_gan,
-)
+from src.components import cleanse_images, download_images, generate_images, train_gan
 from src.params.schema import PARAMS
 
 PIPELINE_NAME = "lightweight-gan"
@@ -97,27 +90,19 @@ def build_pipeline(
     gpu = (gpu or GpuRequest()).validated(target) if target != "local" else None
     if train_retries < 0:
         raise ConfigError(f"--train-retries {train_retries}: use 0 or more")
-    check_step, download_step, cleanse_step, train_step, generate_step = (
+    download_step, cleanse_step, train_step, generate_step = (
         for_image(component, image)
-        for component in (
-            check_parameters,
-            download_images,
-            cleanse_images,
-            train_gan,
-            generate_images,
-        )
+        for component in (download_images, cleanse_images, train_gan, generate_images)
     )
     signature = pipeline_signature()
 
     def lightweight_gan(*values):
         p = dict(zip(signature.parameters, values, strict=True))
-        check = check_step(**p)
-
-        download = download_step(
-            source_uri=p["source_uri"], download_workers=p["download_workers"]
-        ).after(check)
+        # It takes every parameter to check them all before downloading anything.
+        download = download_step(**p)
         # The cache key cannot see the bucket's contents: always list and download afresh.
-        download.set_caching_options(False)
+        # Locally every run has a cache of its own, which only `run --resume` of it reuses.
+        download.set_caching_options(target == "local")
 
         cleanse = cleanse_step(
             raw_images=download.outputs["images"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from src.backends.emulator import GcsEmulator
-from src.backends.local import SAMPLE_DIR, upload_folder
+from src.backends.sample import SAMPLE_DIR, upload_folder
 from src.gan.config import TrainConfig
 
 # Components pip-install their pinned packages; here they are installed already.

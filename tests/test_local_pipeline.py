@@ -1,7 +1,8 @@
-"""The whole pipeline with kfp.local against the real GCS emulator."""
+"""The whole pipeline with kfp.local against the real GCS emulator, in process."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from src.backends.local import LocalRunOptions, run_locally
+from src.backends.local import LocalRunOptions, read_task_outputs, run_locally
+from src.backends.sample import SAMPLE_DIR
 from src.cli.main import main
 
 SMOKE_PARAMS = {"latent_dim": "32", "fmap_max": "16", "save_every": "1"}
@@ -17,13 +19,14 @@ SMOKE_PARAMS = {"latent_dim": "32", "fmap_max": "16", "save_every": "1"}
 
 @pytest.mark.slow
 def test_default_pipeline_runs_end_to_end_on_the_emulator(tmp_path):
-    # Given the bundled sample set in a fresh emulator (started by run_locally)
+    # Given the bundled sample set in a fresh emulator (started by the run's worker)
     options = LocalRunOptions(
         given={"steps": 2, "batch_size": 2, "num_images": 6, **SMOKE_PARAMS}, workdir=tmp_path
     )
-    # When the four steps run
-    summary = run_locally(options)
-    # Then every step produced real outputs
+    console = io.StringIO()
+    # When every step runs
+    summary = run_locally(options, console)
+    # Then every step produced real outputs, in this run's own folder
     assert summary.succeeded, summary.text()
     steps = summary.steps
     assert steps["download-images"]["object_count"] == 101
@@ -33,114 +36,85 @@ def test_default_pipeline_runs_end_to_end_on_the_emulator(tmp_path):
     checkpoint = torch.load(Path(steps["train-gan"]["uri"]) / "checkpoint.pt", weights_only=True)
     assert checkpoint["step"] == 2
     samples = Path(steps["generate-images"]["uri"])
+    assert samples.is_relative_to(summary.run_dir)
     pngs = sorted(samples.glob("image_*.png"))
     assert len(pngs) == 6 and {Image.open(p).size for p in pngs} == {(32, 32)}
     assert (samples / "grid.png").is_file()
-    assert "data:image/png" in Path(steps["generate-images"]["gallery"]).read_text()
+    # And the summary links browsable copies of the pages and the logs
     text = summary.text()
-    assert "kept 96" in text and "framework overhead" in text
+    assert "kept 96" in text
+    for name in ("gallery", "losses", "cleanse"):
+        page = summary.run_dir / "report" / f"{name}.html"
+        assert page.as_uri() in text and page.stat().st_size > 0
+    assert "data:image/png" in (summary.run_dir / "report" / "gallery.html").read_text()
+    # And the console was quiet: step lines and progress; the full logs are files without colour
+    printed = console.getvalue()
+    assert printed.splitlines()[0] == f"run {summary.run.run_id}: {summary.run_dir}"
+    assert "executor_input" not in printed and "\x1b[" not in printed
+    for task in ("download-images", "cleanse-images", "train-gan", "generate-images"):
+        log = (summary.run_dir / "logs" / f"{task}.log").read_text()
+        assert f"Executing task '{task}'" in log and "\x1b[" not in log
+    assert "step 2/2" in printed
 
 
-def test_failing_step_makes_run_exit_non_zero_and_names_the_step(
+def test_failing_step_ends_with_its_name_its_own_error_and_its_log(
     emulator, sample_bucket, tmp_path, capsys
 ):
-    code = main(
-        [
-            "run",
-            "--source",
-            "gs://sample-images/no-such-prefix/",
-            "--workdir",
-            str(tmp_path),
-            "--steps",
-            "1",
-        ]
-    )
+    code = main(["run", "--source", "gs://no-such-bucket-xyz/images/", "--workdir", str(tmp_path)])
     assert code == 1
-    assert "FAILED at step download-images" in capsys.readouterr().out
+    lines = capsys.readouterr().out.strip().splitlines()
+    tail = "\n".join(lines[-6:])
+    assert "FAILED at step download-images" in tail
+    assert "bucket gs://no-such-bucket-xyz not found" in tail
+    log = next(tmp_path.glob("*/logs/download-images.log"))
+    assert f"log: {log}" in tail
 
 
 def test_bad_parameter_is_refused_before_anything_runs(tmp_path, capsys):
     code = main(["run", "--image-size", "48", "--workdir", str(tmp_path)])
     assert code == 2
     assert "power of two" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
 
 
-def test_unknown_param_names_the_valid_ones(tmp_path, capsys):
-    code = main(["run", "--param", "stepz=3", "--workdir", str(tmp_path)])
-    assert code == 2
-    assert "unknown pipeline parameter 'stepz'" in capsys.readouterr().err
+def test_resume_refuses_new_parameters(tmp_path, capsys):
+    assert main(["run", "--workdir", str(tmp_path), "--resume", "x", "--steps", "3"]) == 2
+    assert "--resume continues a run with its own parameters" in capsys.readouterr().err
 
 
-def test_summary_metrics_come_from_executor_outputs(tmp_path):
-    from src.backends.local import read_task_outputs
-
-    task = tmp_path / "download-images"
-    task.mkdir()
-    (task / "executor_output.json").write_text(
-        json.dumps(
-            {
-                "artifacts": {
-                    "images": {
-                        "artifacts": [
-                            {"uri": "/x", "metadata": {"object_count": 7, "work_seconds": 1.5}}
-                        ]
-                    }
-                }
-            }
-        )
-    )
+def test_summary_metrics_come_from_executor_outputs_and_a_later_execution_wins(tmp_path):
+    for execution, count in (("lightweight-gan-1", 7), ("lightweight-gan-2", 9)):
+        task = tmp_path / execution / "download-images"
+        task.mkdir(parents=True)
+        artifact = {"uri": f"/{execution}", "metadata": {"object_count": count}}
+        payload = {"artifacts": {"images": {"artifacts": [artifact]}}}
+        (task / "executor_output.json").write_text(json.dumps(payload))
     outputs = read_task_outputs(tmp_path)
-    assert outputs["download-images"]["object_count"] == 7
-    assert outputs["download-images"]["uri"] == "/x"
+    assert outputs["download-images"]["object_count"] == 9
+    assert outputs["download-images"]["uri"] == "/lightweight-gan-2"
 
 
 @pytest.mark.slow
-def test_changed_bucket_is_never_served_from_the_cache(emulator, fresh_bucket, tmp_path):
-    # Given a bucket with 6 images and a cached first run
-    from src.backends.local import SAMPLE_DIR
-
+def test_changed_bucket_is_downloaded_afresh_by_the_next_run(emulator, fresh_bucket, tmp_path):
+    # Given a bucket with 6 images and a finished run
     for path in sorted(SAMPLE_DIR.glob("digit_00[0-5].png")):
         fresh_bucket.blob(f"set/{path.name}").upload_from_filename(str(path))
-    options = LocalRunOptions(
-        given={
-            "source_uri": f"gs://{fresh_bucket.name}/set/",
-            "steps": 1,
-            "batch_size": 2,
-            "num_images": 2,
-            **SMOKE_PARAMS,
-        },
-        workdir=tmp_path,
-        caching=True,
-    )
-    first = run_locally(options)
+    given = {
+        "source_uri": f"gs://{fresh_bucket.name}/set/",
+        "steps": 1,
+        "batch_size": 2,
+        "num_images": 2,
+        **SMOKE_PARAMS,
+    }
+    first = run_locally(LocalRunOptions(given=given, workdir=tmp_path), io.StringIO())
     assert first.succeeded, first.text()
-    # When two images are added and the pipeline runs again with caching on
+    # When two images are added and the pipeline runs again in the same workdir
     for path in sorted(SAMPLE_DIR.glob("digit_01[0-1].png")):
         fresh_bucket.blob(f"set/{path.name}").upload_from_filename(str(path))
-    second = run_locally(options)
+    second = run_locally(LocalRunOptions(given=given, workdir=tmp_path), io.StringIO())
     # Then the new listing flowed through download and cleanse
     assert second.succeeded, second.text()
-    assert "download-images" in second.steps, "the download step was served from the cache"
+    assert second.run_dir != first.run_dir
     assert first.steps["download-images"]["object_count"] == 6
     assert second.steps["download-images"]["object_count"] == 8
     assert second.steps["cleanse-images"]["metrics"]["kept"] == 8
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--param", "steps=0"], "steps=0 must be positive"),
-        (["--source", "/data/cats"], "is not a GCS URI"),
-        (
-            ["--param", "dual_contrast_loss=true", "--param", "disc_output_size=5"],
-            "disc_output_size=1",
-        ),
-    ],
-)
-def test_bad_values_given_as_params_are_refused_before_anything_runs(
-    tmp_path, capsys, args, message
-):
-    assert main(["run", "--workdir", str(tmp_path), *args]) == 2
-    assert message in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []

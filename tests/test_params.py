@@ -98,13 +98,17 @@ def test_submit_reports_parameter_and_option_problems_together(capsys):
     assert "source_uri is required" in err
 
 
-def test_compiled_pipeline_checks_parameters_before_downloading():
+def test_compiled_pipeline_checks_parameters_in_its_first_step():
     spec = yaml.safe_load((COMPILED_DIR / COMPILED_FILES["vertex"]).read_text())
     tasks = spec["root"]["dag"]["tasks"]
-    assert "dependentTasks" not in tasks["check-parameters"]
-    assert tasks["download-images"]["dependentTasks"] == ["check-parameters"]
-    checked = spec["components"]["comp-check-parameters"]["inputDefinitions"]["parameters"]
-    assert set(checked) == set(BY_NAME)
+    first = [name for name, task in tasks.items() if "dependentTasks" not in task]
+    assert first == ["download-images"]
+    checked = spec["components"]["comp-download-images"]["inputDefinitions"]["parameters"]
+    assert set(BY_NAME) <= set(checked)
+    wired = tasks["download-images"]["inputs"]["parameters"]
+    assert {name: wired[name]["componentInputParameter"] for name in BY_NAME} == {
+        name: name for name in BY_NAME
+    }
 
 
 @pytest.mark.slow
@@ -122,13 +126,12 @@ def test_bad_values_typed_into_a_ui_fail_in_the_first_step_before_any_object_req
     # When it runs with a bad value for every parameter that a UI can type
     with pytest.raises(RuntimeError) as failure:
         build_pipeline("local")(**{**local_defaults(), **BAD_TYPED})
-    # Then the check step failed, naming each value, and no object was ever requested
-    assert "check-parameters" in _ANSI.sub("", str(failure.value))
+    # Then the first step failed, naming each value, and no object was ever requested
+    assert "download-images" in _ANSI.sub("", str(failure.value))
     log = _ANSI.sub("", "".join(capfd.readouterr()))
     assert [name for name in BAD_TYPED if not re.search(rf"\b{name}=", log)] == []
     assert proxy.paths == []
-    run_dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert not any((run / "download-images").exists() for run in run_dirs)
+    assert not list(tmp_path.glob("*/download-images/images/*"))
 
 
 def test_compiled_pipeline_declares_exactly_the_schema():
@@ -157,9 +160,9 @@ def test_component_inputs_named_like_a_parameter_match_its_type_and_default(name
             assert parameter.default == expected, input_name
 
 
-def test_check_component_takes_every_parameter():
-    signature = inspect.signature(components.check_parameters.python_func)
-    assert list(signature.parameters) == [p.name for p in PARAMS]
+def test_download_component_takes_every_parameter_to_check_it():
+    signature = inspect.signature(components.download_images.python_func)
+    assert [name for name in signature.parameters if name in BY_NAME] == [p.name for p in PARAMS]
 
 
 def test_train_component_takes_every_training_parameter_under_its_own_name():

@@ -1,138 +1,162 @@
 """Run the whole pipeline on this machine: kfp.local steps, a GCS emulator, a summary.
 
-With no `source_uri`, a fake-gcs-server is started on 127.0.0.1 and the bundled
-sample set (data/sample) is uploaded to it; with one, real GCS is read
-with application-default credentials.
+Each run owns a folder chosen before it starts (see run_folder.py). The work
+happens in a worker process (local_worker.py) that takes every process it
+starts down with it, whatever ends the runner; the runner shows a quiet
+console (console.py) and, at the end, a summary read from its own folder only.
+With no `source_uri`, the worker serves the bundled sample set from a
+fake-gcs-server on 127.0.0.1; with one, real GCS is read with
+application-default credentials. `resume` continues a failed or killed run:
+finished steps come from its cache, training from its last checkpoint.
 """
 
 from __future__ import annotations
 
+import html
 import json
-import logging
 import os
-import re
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from kfp import local
-
-from src.backends.emulator import GcsEmulator
-from src.params.schema import SAMPLE_SOURCE, local_defaults
+from src.backends.console import Console, step_error
+from src.backends.run_folder import RunFolder
+from src.common.atomic_files import write_json_atomically
+from src.common.errors import ConfigError
+from src.params.schema import local_defaults
 from src.params.values import resolve
-from src.pipeline import build_pipeline
 
-log = logging.getLogger(__name__)
-
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
-SAMPLE_BUCKET, SAMPLE_PREFIX = SAMPLE_SOURCE.removeprefix("gs://").split("/", 1)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STEP_NAMES = (
-    "check-parameters",
     "download-images",
     "cleanse-images",
     "train-gan",
     "generate-images",
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Interrupted(Exception):
+    """The runner got SIGINT or SIGTERM."""
 
 
 @dataclass
 class LocalRunOptions:
-    """A local run: the parameters given (strings or values), where outputs go, caching."""
+    """A local run: the parameters given (strings or values), or an earlier run to resume."""
 
     given: dict[str, Any] = field(default_factory=dict)
     workdir: Path = Path("runs")
-    caching: bool = False
+    resume: str | None = None  # run id or folder; "" for the newest run in workdir
+    verbose: bool = False
 
-    @property
-    def uses_sample(self) -> bool:
-        """No source given: serve the bundled sample set from a local emulator."""
-        return "source_uri" not in self.given
-
-    def parameters(self) -> dict[str, Any]:
-        """Pipeline arguments: local defaults overridden by what was given, all checked."""
-        return resolve(self.given, local_defaults())
+    def start(self) -> RunFolder:
+        """The run's folder: a new one with checked parameters, or the one to resume."""
+        if self.resume is not None:
+            if self.given:
+                raise ConfigError(
+                    "--resume continues a run with its own parameters: drop "
+                    + ", ".join(sorted(self.given))
+                )
+            return RunFolder.find(self.workdir, self.resume or None)
+        params = resolve(self.given, local_defaults())
+        run = RunFolder.create(self.workdir)
+        # Training checkpoints are mirrored into the run folder, where --resume finds them.
+        params["checkpoint_root"] = params["checkpoint_root"] or str(run.checkpoints)
+        write_json_atomically(
+            run.spec_path, {"params": params, "sample": "source_uri" not in self.given}
+        )
+        return run
 
 
 @dataclass
 class LocalRunSummary:
     succeeded: bool
-    run_dir: Path
+    run: RunFolder
     wall_seconds: float
     failed_step: str | None = None
     error: str | None = None
+    interrupted: bool = False
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.root
 
     @property
     def work_seconds(self) -> float:
         return sum(float(s.get("work_seconds", 0.0)) for s in self.steps.values())
 
     @property
-    def overhead_seconds(self) -> float:
-        return self.wall_seconds - self.work_seconds
+    def resume_hint(self) -> str:
+        return f"python -m src.pipeline run --workdir {self.run.root.parent} --resume {self.run.run_id}"
 
     def text(self) -> str:
-        """The closing summary a person reads."""
+        """The closing lines a person reads; a failure ends with its error and log."""
+        if self.interrupted:
+            return f"Interrupted. Resume with:\n  {self.resume_hint}"
         if not self.succeeded:
-            return (
-                f"FAILED at step {self.failed_step or 'unknown'}: {self.error}\n"
-                f"Logs and partial outputs: {self.run_dir}"
+            log = self.run.logs / f"{self.failed_step}.log"
+            return "\n".join(
+                [
+                    f"FAILED at step {self.failed_step or 'unknown'}:",
+                    *(f"  {line}" for line in (self.error or "").splitlines()),
+                    f"  log: {log}",
+                    f"  resume: {self.resume_hint}",
+                ]
             )
+        return "\n".join(self._success_lines())
+
+    def _success_lines(self) -> list[str]:
         download = self.steps["download-images"]
-        cleanse = self.steps["cleanse-images"]
-        train = self.steps["train-gan"]
+        cleanse = self.steps["cleanse-images"]["metrics"]
+        train = self.steps["train-gan"]["metrics"]
         generate = self.steps["generate-images"]
-        dropped = cleanse["metrics"]
-        dropped_text = ", ".join(
+        dropped = ", ".join(
             f"{k.removeprefix('dropped_')} {int(v)}"
-            for k, v in sorted(dropped.items())
+            for k, v in sorted(cleanse.items())
             if k.startswith("dropped_")
         )
-        return "\n".join(
-            [
-                "Pipeline succeeded.",
-                f"  download:  {download['object_count']} objects, {download['total_bytes'] / 1e6:.2f} MB from {download['source_uri']}",
-                f"  cleanse:   kept {int(dropped['kept'])}, dropped {dropped_text or 'none'}",
-                f"  train:     steps {int(train['metrics']['start_step'])}->{int(train['metrics']['end_step'])} in {train['metrics']['seconds']:.1f}s "
-                f"({train['metrics']['steps_per_second']:.2f} steps/s), final d={train['metrics'].get('final_d_loss', float('nan')):.3f} "
-                f"g={train['metrics'].get('final_g_loss', float('nan')):.3f}",
-                f"  generate:  {generate['count']} images ({generate['generator']} generator), SWD vs real {generate['swd']:.3f}",
-                f"  grid:      {generate['uri']}/grid.png",
-                f"  gallery:   {generate['gallery']}",
-                f"  model:     {train['uri']}",
-                f"Wall time {self.wall_seconds:.1f}s = work {self.work_seconds:.1f}s + framework overhead {self.overhead_seconds:.1f}s",
-            ]
-        )
+        return [
+            f"Pipeline succeeded ({self.run.run_id}).",
+            f"  download:  {download['object_count']} objects, "
+            f"{download['total_bytes'] / 1e6:.2f} MB from {download['source_uri']}",
+            f"  cleanse:   kept {int(cleanse['kept'])}, dropped {dropped or 'none'}",
+            f"  train:     steps {int(train['start_step'])}->{int(train['end_step'])} in "
+            f"{train['seconds']:.1f}s ({train['steps_per_second']:.2f} steps/s), "
+            f"final d={train.get('final_d_loss', float('nan')):.3f} "
+            f"g={train.get('final_g_loss', float('nan')):.3f}",
+            f"  generate:  {generate['count']} images ({generate['generator']} generator), "
+            f"SWD vs real {generate['swd']:.3f}",
+            *(f"  {name + ':':<11}{path.as_uri()}" for name, path in self.reports.items()),
+            f"  model:     {self.steps['train-gan']['uri']}",
+            f"  logs:      {self.run.logs}",
+            f"Wall time {self.wall_seconds:.1f}s, of it {self.work_seconds:.1f}s inside the steps",
+        ]
 
 
-def upload_folder(client, folder: Path, bucket_name: str, prefix: str) -> int:
-    """Uploads every file below `folder` to gs://bucket/prefix, keeping relative paths."""
-    bucket = client.bucket(bucket_name)
-    if not bucket.exists():
-        bucket = client.create_bucket(bucket_name)
-    count = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        bucket.blob(prefix + path.relative_to(folder).as_posix()).upload_from_filename(str(path))
-        count += 1
-    return count
+def read_task_outputs(pipeline_root: Path) -> dict[str, dict[str, Any]]:
+    """Per task: artifact metadata, metrics and paths from kfp.local's executor_output.json.
 
-
-def read_task_outputs(run_root: Path) -> dict[str, dict[str, Any]]:
-    """Per task: artifact metadata, metrics and URIs from kfp.local's executor_output.json."""
+    A resumed run has several executions in one root; a later one wins, and a task
+    reused from the cache keeps the outputs of the execution that ran it.
+    """
     steps: dict[str, dict[str, Any]] = {}
-    for executor_output in sorted(run_root.glob("*/executor_output.json")):
+    for executor_output in sorted(pipeline_root.glob("*/*/executor_output.json")):
         task = executor_output.parent.name
         payload = json.loads(executor_output.read_text())
         info: dict[str, Any] = {"metrics": {}}
         for name, artifact_list in payload.get("artifacts", {}).items():
             for artifact in artifact_list.get("artifacts", []):
                 metadata = artifact.get("metadata", {})
-                uri = artifact.get("uri", "")
                 if name == "metrics":
                     info["metrics"].update(metadata)
                     continue
                 info.update(metadata)
+                uri = artifact.get("uri", "")
                 local = uri.removeprefix("file://") if uri else str(executor_output.parent / name)
                 if name in ("gallery", "loss_curves", "report"):
                     info[name] = local
@@ -142,72 +166,81 @@ def read_task_outputs(run_root: Path) -> dict[str, dict[str, Any]]:
     return steps
 
 
-def _failed_step(message: str, run_root: Path) -> str | None:
-    for name in STEP_NAMES:
-        if re.search(rf"Task '{name}' finished with status FAILURE", message):
-            return name
-    done = {p.parent.name for p in run_root.glob("*/executor_output.json")}
-    return next((name for name in STEP_NAMES if name not in done), None)
+def publish_reports(run: RunFolder, steps: dict[str, dict[str, Any]]) -> dict[str, Path]:
+    """`.html` copies of the pages a person opens, in run/report/ (a browser needs the suffix)."""
+    run.report.mkdir(exist_ok=True)
+    sources = {
+        "gallery": steps.get("generate-images", {}).get("gallery"),
+        "losses": steps.get("train-gan", {}).get("loss_curves"),
+        "cleanse": steps.get("cleanse-images", {}).get("report"),
+    }
+    published = {}
+    for name, source in sources.items():
+        if not source or not Path(source).is_file():
+            continue
+        text = Path(source).read_text()
+        if name == "cleanse":  # Markdown: shown as written
+            text = f"<!doctype html><meta charset=utf-8><pre>{html.escape(text)}</pre>"
+        target = run.report / f"{name}.html"
+        target.write_text(text)
+        published[name] = target
+    return published
 
 
-def _run_folders(pipeline_root: Path) -> set[Path]:
-    return {p for p in pipeline_root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("PIP_NO_INDEX", "1")  # everything the steps pin is installed already
+    env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
-def run_locally(options: LocalRunOptions) -> LocalRunSummary:
-    """Runs the four steps with kfp.local and returns what happened."""
-    params = options.parameters()
+def _raise_interrupted(*_: Any) -> None:
+    raise Interrupted
 
-    workdir = options.workdir.resolve()
-    # One pipeline root per workdir: kfp.local keeps its cache there, runs get their own folders.
-    pipeline_root = workdir / "pipeline_root"
-    pipeline_root.mkdir(parents=True, exist_ok=True)
-    runs_before = _run_folders(pipeline_root)
-    os.environ.setdefault("PIP_NO_INDEX", "1")  # everything the steps pin is already installed
-    os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-    emulator = None
-    previous_host = os.environ.get("STORAGE_EMULATOR_HOST")
+
+def run_locally(options: LocalRunOptions, out: TextIO | None = None) -> LocalRunSummary:
+    """Runs the pipeline in its own run folder and returns what happened."""
+    out = out or sys.stdout
+    run = options.start()
+    out.write(f"run {run.run_id}: {run.root}\n")
+    out.flush()
+    run.result_path.unlink(missing_ok=True)
+    console = Console(run.logs, out, options.verbose, is_terminal=out.isatty())
     started = time.monotonic()
-    try:
-        if options.uses_sample:
-            emulator = GcsEmulator.start(workdir / "logs")
-            os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
-            uploaded = upload_folder(emulator.client(), SAMPLE_DIR, SAMPLE_BUCKET, SAMPLE_PREFIX)
-            log.info(
-                "emulator at %s holds %d sample files under %s",
-                emulator.url,
-                uploaded,
-                SAMPLE_SOURCE,
-            )
-        local.init(
-            runner=local.SubprocessRunner(use_venv=False),
-            pipeline_root=str(pipeline_root),
-            enable_caching=options.caching,
-            raise_on_error=True,
-        )
-        started = time.monotonic()
-        try:
-            build_pipeline("local")(**params)
-        except RuntimeError as error:
-            message = _ANSI.sub("", str(error))
-            new_runs = _run_folders(pipeline_root) - runs_before
-            failed_run = max(new_runs) if new_runs else pipeline_root
-            return LocalRunSummary(
-                succeeded=False,
-                run_dir=failed_run,
-                wall_seconds=time.monotonic() - started,
-                failed_step=_failed_step(message, failed_run),
-                error=message.strip().splitlines()[-1] if message.strip() else "unknown error",
-            )
-        wall = time.monotonic() - started
-    finally:
-        if emulator is not None:
-            emulator.stop()
-            if previous_host is None:
-                os.environ.pop("STORAGE_EMULATOR_HOST", None)
-            else:
-                os.environ["STORAGE_EMULATOR_HOST"] = previous_host
-    run_dir = max(_run_folders(pipeline_root) - runs_before)
-    return LocalRunSummary(
-        succeeded=True, run_dir=run_dir, wall_seconds=wall, steps=read_task_outputs(run_dir)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "src.backends.local_worker", str(run.root), str(os.getpid())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # its own process group, which it kills on the way out
+        env=_worker_env(),
+        cwd=PROJECT_ROOT,
     )
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        for line in worker.stdout:
+            console.feed(line)
+        worker.wait()
+    except (KeyboardInterrupt, Interrupted):
+        worker.terminate()  # the worker kills its whole group
+        worker.wait()
+        return LocalRunSummary(False, run, time.monotonic() - started, interrupted=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        console.close()
+    return _summarise(run, console, time.monotonic() - started)
+
+
+def _summarise(run: RunFolder, console: Console, wall: float) -> LocalRunSummary:
+    steps = read_task_outputs(run.pipeline_root)
+    result = run.result() or {"succeeded": False, "error": "the worker ended without a result"}
+    summary = LocalRunSummary(result["succeeded"], run, wall, steps=steps)
+    summary.reports = publish_reports(run, steps)
+    if not summary.succeeded:
+        failed = [task for task, status in console.finished.items() if status != "SUCCESS"]
+        summary.failed_step = failed[-1] if failed else console.task
+        summary.error = step_error(console.log_path(summary.failed_step or "pipeline"))
+    return summary

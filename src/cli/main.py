@@ -58,9 +58,13 @@ def _command_run(args: argparse.Namespace) -> int:
     given.update(
         {name: getattr(args, name) for name in RUN_SHORTCUTS if getattr(args, name) is not None}
     )
-    options = LocalRunOptions(given=given, workdir=Path(args.workdir), caching=args.cache)
+    options = LocalRunOptions(
+        given=given, workdir=Path(args.workdir), resume=args.resume, verbose=args.verbose
+    )
     summary = run_locally(options)
     print(summary.text())
+    if summary.interrupted:
+        return 130
     return 0 if summary.succeeded else 1
 
 
@@ -90,7 +94,9 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
         "bundled sample set (or real GCS with --source), and a summary.",
         epilog="examples:\n  python -m src.pipeline run\n"
         "  python -m src.pipeline run --steps 1500 --param fmap_max=64\n"
-        "  python -m src.pipeline run --source gs://my-bucket/cats/\n\n" + parameter_table("local"),
+        "  python -m src.pipeline run --source gs://my-bucket/cats/\n"
+        "  python -m src.pipeline run --resume        # continue the newest run after Ctrl-C\n\n"
+        + parameter_table("local"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -112,7 +118,18 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workdir", default="runs", help="where run folders go (default %(default)s)"
     )
-    parser.add_argument("--cache", action="store_true", help="let kfp.local reuse cached steps")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="RUN",
+        help="continue a failed or killed run (its id or folder; default: the newest in "
+        "--workdir): finished steps are reused, training goes on from its last checkpoint",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="stream every step's full log to the console"
+    )
     parser.set_defaults(handler=_command_run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 
@@ -51,3 +52,31 @@ class Progress:
         eta = format_duration(remaining) if rate > 0 else "?"
         tail = f", {extra}" if extra else ""
         return f"{self.label} {self.done}/{self.total} ({rate:.1f} {self.unit}/s, ETA {eta}){tail}"
+
+
+@dataclass
+class MovingRate:
+    """Units per second over the last `window` updates.
+
+    The first update only starts the clock, so slow warm-up work (the first
+    training step compiles and allocates) never inflates the ETA.
+    """
+
+    window: int = 20
+    _points: deque = field(default_factory=deque)
+
+    def update(self, done: int, now: float | None = None) -> None:
+        self._points.append((time.monotonic() if now is None else now, done))
+        while len(self._points) > self.window + 1:
+            self._points.popleft()
+
+    @property
+    def rate(self) -> float:
+        if len(self._points) < 2:
+            return 0.0
+        (t0, d0), (t1, d1) = self._points[0], self._points[-1]
+        return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def eta(self, remaining: int) -> str:
+        rate = self.rate
+        return format_duration(remaining / rate) if rate > 0 else "?"

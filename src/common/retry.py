@@ -16,7 +16,6 @@ T = TypeVar("T")
 
 def is_retryable(error: BaseException) -> bool:
     """Transient HTTP statuses and broken connections are worth another try."""
-    import requests
     from google.api_core import exceptions as api_exceptions
 
     code = getattr(error, "code", None)
@@ -25,9 +24,26 @@ def is_retryable(error: BaseException) -> bool:
     response = getattr(error, "response", None)
     if getattr(response, "status_code", None) in RETRYABLE_STATUS:
         return True
-    return isinstance(
-        error,
-        (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError),
+    return isinstance(error, _broken_connection_errors())
+
+
+def _broken_connection_errors() -> tuple[type[BaseException], ...]:
+    """Refused, reset or timed-out connections, and bodies cut off mid-stream."""
+    import http.client
+
+    import requests
+    import urllib3
+    from google.cloud.storage.exceptions import DataCorruption
+
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.ProtocolError,
+        http.client.IncompleteRead,
+        ConnectionError,
+        TimeoutError,
+        DataCorruption,  # a truncated body can also surface as a checksum mismatch
     )
 
 

@@ -37,6 +37,7 @@ def cleanse_images(
     started = time.monotonic()
     from pathlib import Path
 
+    from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
     from src.data.cleanse import CleanseSettings, cleanse_folder
     from src.data.layout import require_complete
@@ -59,3 +60,4 @@ def cleanse_images(
         metrics.log_metric(f"dropped_{reason}", count)
     metrics.log_metric("images_per_second", round(result.images_per_second, 1))
     Path(report.path).write_text(result.markdown())
+    write_metrics_file(metrics)

@@ -34,6 +34,7 @@ def generate_images(
     started = time.monotonic()
     from pathlib import Path
 
+    from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
     from src.gan.fid import FidScorer, fid_between_folders
     from src.gan.quality import swd_between_folders
@@ -63,3 +64,4 @@ def generate_images(
         metrics.log_metric("fid_vs_real", round(fid, 3))
         metrics.log_metric("fid_real_images", real_count)
     Path(gallery.path).write_text(page)
+    write_metrics_file(metrics)

@@ -45,6 +45,7 @@ def train_gan(
     started = time.monotonic()
     from pathlib import Path
 
+    from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
     from src.gan.config import TrainConfig
     from src.gan.loss_plot import loss_curves_html
@@ -98,3 +99,4 @@ def train_gan(
         if summary[key] is not None:
             metrics.log_metric(key, round(float(summary[key]), 4))
     Path(loss_curves.path).write_text(loss_curves_html(result.history, summary))
+    write_metrics_file(metrics)

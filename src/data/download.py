@@ -8,6 +8,7 @@ never a complete download. A failure clears the folder.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import functools
 import hashlib
@@ -31,7 +32,7 @@ from src.common.gcs_uri import parse_gcs_uri
 from src.common.progress import Progress
 from src.common.retry import with_retries
 from src.data.layout import IMAGES_DIR, MANIFEST_NAME, DownloadError
-from src.data.safe_names import resolve_inside, safe_relative_path
+from src.data.safe_names import LocalNames, resolve_inside, safe_relative_path
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,22 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 @dataclass(frozen=True)
 class DownloadLimits:
-    """Refuse sources larger than this before downloading anything."""
+    """What a source may hold; checked before downloading, and while unpacking archives.
+
+    Archive members are counted as they are written, not by their headers: one
+    over `max_member_bytes`, or expanding more than `max_compression_ratio`
+    times its packed size (past the first MiB), is dropped and counted.
+    """
 
     max_objects: int = 200_000
     max_bytes: int = 50 * 1024**3
+    max_member_bytes: int = 512 * 1024**2
+    max_compression_ratio: int = 200
+    request_timeout_s: float = 60.0  # per request: a stuck object cannot hold the download
+
+
+MIN_UNREADABLE_ALLOWED = 3  # objects a download may skip as unreadable (or 1%, if more)
+RATIO_FLOOR_BYTES = 1024**2  # small members may expand a lot (flat images) without harm
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,13 @@ class ManifestEntry:
     generation: int | None
     md5: str | None
     crc32c: str | None
+    renamed: str | None = None  # why `path` is not the object's own name
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
 
 
 @dataclass
@@ -91,7 +111,8 @@ def manifest_digest(entries: list[ManifestEntry]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _explain_gcs_error(error: Exception, bucket: str) -> DownloadError | None:
+def _explain_gcs_error(error: Exception, bucket: str, endpoint: str) -> DownloadError | None:
+    import requests
     from google.api_core import exceptions as api_exceptions
 
     if isinstance(error, api_exceptions.NotFound):
@@ -104,6 +125,13 @@ def _explain_gcs_error(error: Exception, bucket: str) -> DownloadError | None:
             f"permission denied reading gs://{bucket}: grant the pipeline's service account "
             "roles/storage.objectViewer on the bucket (it needs storage.objects.list and "
             f"storage.objects.get). Details: {error}"
+        )
+    if isinstance(
+        error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+    ):
+        return DownloadError(
+            f"cannot reach {endpoint} to list gs://{bucket} ({type(error).__name__}): check the "
+            "network and proxy settings (and STORAGE_EMULATOR_HOST, if you use an emulator)"
         )
     return None
 
@@ -126,23 +154,26 @@ def download_dataset(
     limits: DownloadLimits = DownloadLimits(),
     attempts: int = 5,
 ) -> DownloadResult:
-    """Downloads `source_uri` into `dest` and returns counts and the manifest digest."""
+    """Downloads `source_uri` into `dest` and returns counts and the manifest digest.
+
+    No single object can abort the dataset: one that cannot be stored under its own
+    name is renamed, one that cannot be read or unpacked safely is skipped; both are
+    counted by reason in the manifest. A source that changes meanwhile fails the run.
+    """
     bucket_name, prefix = parse_gcs_uri(source_uri)
     if workers < 1:
         raise ConfigError(f"download_workers={workers} must be at least 1")
-    if client is None:
-        from google.cloud import storage
-
-        client = storage.Client()
+    client = client or _default_client()
     started = time.monotonic()
     dest.mkdir(parents=True, exist_ok=True)
     _clear_folder(dest)
     try:
-        blobs = _list_blobs(client, bucket_name, prefix, attempts)
+        blobs = _list_blobs(client, bucket_name, prefix, attempts, limits)
+        fetch = _Fetcher(attempts, limits)
         if len(blobs) == 1 and blobs[0].name == prefix and is_archive(prefix):
-            entries, skipped = _download_archive(blobs[0], dest, limits, attempts)
+            entries, skipped = _download_archive(blobs[0], dest, limits, fetch)
         else:
-            entries, skipped = _download_objects(blobs, prefix, dest, workers, limits, attempts)
+            entries, skipped = _download_objects(blobs, prefix, dest, workers, limits, fetch)
         digest = manifest_digest(entries)
         write_json_atomically(
             dest / MANIFEST_NAME,
@@ -150,43 +181,70 @@ def download_dataset(
                 "source_uri": source_uri,
                 "sha256": digest,
                 "objects": [asdict(e) for e in entries],
+                "skipped": [asdict(s) for s in skipped],
             },
         )
     except BaseException:
         _clear_folder(dest)
         raise
+    counts = Counter(s.reason for s in skipped) + Counter(e.renamed for e in entries if e.renamed)
     result = DownloadResult(
         source_uri=source_uri,
         object_count=len(entries),
         total_bytes=sum(entry.size for entry in entries),
         manifest_digest=digest,
         seconds=time.monotonic() - started,
-        skipped=dict(skipped),
+        skipped=dict(sorted(counts.items())),
     )
     log.info(
-        "downloaded %d objects (%.1f MB) from %s in %.1fs; skipped %s",
+        "downloaded %d objects (%.1f MB) from %s in %.1fs; skipped or renamed %s",
         result.object_count,
         result.total_bytes / 1e6,
         source_uri,
         result.seconds,
-        dict(skipped) or "none",
+        result.skipped or "none",
     )
     return result
 
 
-def _list_blobs(client, bucket_name: str, prefix: str, attempts: int) -> list:
+def _default_client():
+    """A storage client, or a DownloadError that says how to get credentials."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import storage
+
+    try:
+        return storage.Client()
+    except DefaultCredentialsError as error:
+        raise DownloadError(
+            "no Google credentials found: locally run `gcloud auth application-default login` "
+            "or set GOOGLE_APPLICATION_CREDENTIALS; on Vertex AI or KFP, give the pipeline a "
+            f"service account with roles/storage.objectViewer ({error})"
+        ) from error
+
+
+def _endpoint(client) -> str:
+    return getattr(getattr(client, "_connection", None), "API_BASE_URL", "the storage endpoint")
+
+
+def _list_blobs(
+    client, bucket_name: str, prefix: str, attempts: int, limits: DownloadLimits
+) -> list:
     def listing() -> list:
-        return list(client.list_blobs(bucket_name, prefix=prefix))
+        # retry=None: the library's own policy retries a dead endpoint for 120 s.
+        pages = client.list_blobs(
+            bucket_name, prefix=prefix, retry=None, timeout=limits.request_timeout_s
+        )
+        return list(pages)
 
     try:
         blobs = with_retries(
             listing, what=f"listing gs://{bucket_name}/{prefix}", attempts=attempts
         )
     except Exception as error:
-        explained = _explain_gcs_error(error, bucket_name)
-        if explained:
-            raise explained from error
-        raise
+        explained = _explain_gcs_error(error, bucket_name, _endpoint(client))
+        if explained is None:
+            raise
+        raise explained from error
     blobs = [blob for blob in blobs if not blob.name.endswith("/")]
     if not blobs:
         raise DownloadError(
@@ -196,20 +254,21 @@ def _list_blobs(client, bucket_name: str, prefix: str, attempts: int) -> list:
     return sorted(blobs, key=lambda blob: blob.name)
 
 
-def _select_objects(blobs: list, prefix: str) -> tuple[list[tuple[Any, PurePosixPath]], Counter]:
-    selected: list[tuple[Any, PurePosixPath]] = []
-    skipped: Counter = Counter()
+def _select_objects(
+    blobs: list, prefix: str
+) -> tuple[list[tuple[Any, PurePosixPath, str | None]], list[Skipped]]:
+    """Image objects with their local paths (and why one was renamed), and what is skipped."""
+    selected, skipped, names = [], [], LocalNames()
     folder_prefix = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/"
     for blob in blobs:
-        relative_name = blob.name.removeprefix(folder_prefix)
-        relative = safe_relative_path(relative_name)
+        relative = safe_relative_path(blob.name.removeprefix(folder_prefix))
         if relative is None:
-            skipped["unsafe_name"] += 1
+            skipped.append(Skipped(blob.name, "unsafe_name"))
             log.warning("skipping object with an unsafe name: %r", blob.name)
         elif not has_image_extension(blob.name):
-            skipped["not_image_extension"] += 1
+            skipped.append(Skipped(blob.name, "not_image_extension"))
         else:
-            selected.append((blob, relative))
+            selected.append((blob, *names.place(relative)))
     return selected, skipped
 
 
@@ -226,14 +285,66 @@ def _check_limits(count: int, total_bytes: int, limits: DownloadLimits, what: st
         )
 
 
+class _Fetcher:
+    """Reads exactly the listed version of an object, with retries and a request timeout.
+
+    The bytes must match the listing's checksum: GCS answers 404 for a replaced
+    generation, and a server that ignores generations (an emulator, a cache) would
+    otherwise hand over new content under the old manifest entry.
+    """
+
+    def __init__(self, attempts: int, limits: DownloadLimits) -> None:
+        self.attempts, self.timeout_s = attempts, limits.request_timeout_s
+
+    def __call__(self, blob, path: Path) -> None:
+        from google.api_core import exceptions as api_exceptions
+
+        pinned = blob.bucket.blob(blob.name, generation=blob.generation)
+        try:
+            with_retries(
+                lambda: pinned.download_to_filename(str(path), retry=None, timeout=self.timeout_s),
+                what=f"download of {blob.name}",
+                attempts=self.attempts,
+            )
+        except api_exceptions.NotFound as error:
+            raise self._changed(blob) from error
+        if not _matches_listing(path, blob):
+            raise self._changed(blob)
+
+    @staticmethod
+    def _changed(blob) -> DownloadError:
+        return DownloadError(
+            f"gs://{blob.bucket.name}/{blob.name} changed while downloading (generation "
+            f"{blob.generation} is gone): the source must stay unchanged during a run; rerun "
+            "once uploads to it have finished"
+        )
+
+
+def _matches_listing(path: Path, blob) -> bool:
+    """The file's MD5 (or, for composite objects, CRC32C) equals the listed one."""
+    if blob.md5_hash:
+        digest = hashlib.md5(usedforsecurity=False)
+        expected = blob.md5_hash
+    elif blob.crc32c:
+        import google_crc32c
+
+        digest, expected = google_crc32c.Checksum(), blob.crc32c
+    else:
+        return True
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024**2):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode() == expected
+
+
 def _download_objects(
     blobs: list,
     prefix: str,
     dest: Path,
     workers: int,
     limits: DownloadLimits,
-    attempts: int,
-) -> tuple[list[ManifestEntry], Counter]:
+    fetch: _Fetcher,
+) -> tuple[list[ManifestEntry], list[Skipped]]:
     selected, skipped = _select_objects(blobs, prefix)
     if not selected:
         examples = ", ".join(blob.name for blob in blobs[:3])
@@ -242,17 +353,17 @@ def _download_objects(
             f"images need one of {', '.join(sorted(IMAGE_EXTENSIONS))}, or point the source "
             "at a single .zip/.tar/.tar.gz archive"
         )
-    _check_limits(len(selected), sum(blob.size or 0 for blob, _ in selected), limits, "the prefix")
+    _check_limits(len(selected), sum(b.size or 0 for b, _, _ in selected), limits, "the prefix")
     images_root = dest / IMAGES_DIR
     images_root.mkdir(parents=True, exist_ok=True)
     progress = Progress("download", total=len(selected), unit="objects", logger=log)
 
-    def fetch(item: tuple[Any, PurePosixPath]) -> ManifestEntry:
-        blob, relative = item
+    def download(item: tuple[Any, PurePosixPath, str | None]) -> ManifestEntry:
+        blob, relative, renamed = item
         target = resolve_inside(images_root, relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        _download_listed_generation(blob, partial, attempts)
+        fetch(blob, partial)
         os.replace(partial, target)
         return ManifestEntry(
             name=blob.name,
@@ -261,25 +372,41 @@ def _download_objects(
             generation=blob.generation,
             md5=blob.md5_hash,
             crc32c=blob.crc32c,
+            renamed=renamed,
         )
 
     entries: list[ManifestEntry] = []
+    unreadable = len(skipped)
+    allowed = max(MIN_UNREADABLE_ALLOWED, len(selected) // 100)
     _widen_connection_pool(blobs[0].client, workers)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for entry in pool.map(fetch, selected):
-            entries.append(entry)
-            progress.advance(extra=f"{sum(e.size for e in entries) / 1e6:.1f} MB")
-    return entries, skipped
+        futures = {pool.submit(download, item): item[0].name for item in selected}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                _collect(future, futures[future], entries, skipped)
+                if len(skipped) - unreadable > allowed:
+                    raise DownloadError(
+                        f"more than {allowed} of {len(selected)} objects could not be read "
+                        f"(last: {skipped[-1].name}): the source or the network is failing; "
+                        "rerun later"
+                    )
+                megabytes = sum(e.size for e in entries) / 1e6
+                progress.advance(extra=f"{megabytes:.1f} MB")
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return sorted(entries, key=lambda e: e.name), sorted(skipped, key=lambda s: s.name)
 
 
-def _download_listed_generation(blob, path: Path, attempts: int) -> None:
-    """Fetches exactly the generation that was listed, retrying transient failures."""
-    pinned = blob.bucket.blob(blob.name, generation=blob.generation)
-    with_retries(
-        lambda: pinned.download_to_filename(str(path), retry=None),
-        what=f"download of {blob.name}",
-        attempts=attempts,
-    )
+def _collect(future, name: str, entries: list[ManifestEntry], skipped: list[Skipped]) -> None:
+    """Adds a finished download; one that failed after its retries is skipped and counted."""
+    try:
+        entries.append(future.result())
+    except DownloadError:
+        raise
+    except Exception as error:
+        log.warning("skipping %s: it could not be read (%s)", name, error)
+        skipped.append(Skipped(name, "unreadable"))
 
 
 def _widen_connection_pool(client, workers: int) -> None:
@@ -294,10 +421,10 @@ def _widen_connection_pool(client, workers: int) -> None:
 
 
 def _download_archive(
-    blob, dest: Path, limits: DownloadLimits, attempts: int
-) -> tuple[list[ManifestEntry], Counter]:
+    blob, dest: Path, limits: DownloadLimits, fetch: _Fetcher
+) -> tuple[list[ManifestEntry], list[Skipped]]:
     archive_path = dest / ".archive.part"
-    _download_listed_generation(blob, archive_path, attempts)
+    fetch(blob, archive_path)
     images_root = dest / IMAGES_DIR
     images_root.mkdir(parents=True, exist_ok=True)
     try:
@@ -306,21 +433,11 @@ def _download_archive(
         archive_path.unlink(missing_ok=True)
     if not entries:
         raise DownloadError(
-            f"archive gs://{blob.bucket.name}/{blob.name} holds no images with a known "
-            f"extension ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+            f"archive gs://{blob.bucket.name}/{blob.name} holds no usable images with a known "
+            f"extension ({', '.join(sorted(IMAGE_EXTENSIONS))}); skipped: "
+            f"{dict(Counter(s.reason for s in skipped))}"
         )
     return entries, skipped
-
-
-def _archive_entry(blob, relative: PurePosixPath, size: int, crc: str | None) -> ManifestEntry:
-    return ManifestEntry(
-        name=f"{blob.name}!{relative.as_posix()}",
-        path=relative.as_posix(),
-        size=size,
-        generation=blob.generation,
-        md5=None,
-        crc32c=crc,
-    )
 
 
 @dataclass(frozen=True)
@@ -328,7 +445,7 @@ class ArchiveMember:
     """One file in a zip or tar archive, whatever the format."""
 
     name: str
-    size: int
+    packed_size: int | None  # None where the format compresses the whole stream (tar.gz)
     is_link_or_special: bool
     crc32: str | None
     open: Callable[[], BinaryIO]
@@ -338,7 +455,7 @@ def _zip_members(archive: zipfile.ZipFile) -> list[ArchiveMember]:
     return [
         ArchiveMember(
             name=info.filename,
-            size=info.file_size,
+            packed_size=info.compress_size,
             is_link_or_special=stat.S_ISLNK(info.external_attr >> 16),
             crc32=f"{info.CRC:08x}",
             open=functools.partial(archive.open, info),
@@ -352,7 +469,7 @@ def _tar_members(archive: tarfile.TarFile) -> list[ArchiveMember]:
     return [
         ArchiveMember(
             name=member.name,
-            size=member.size,
+            packed_size=None,
             is_link_or_special=not member.isreg(),
             crc32=None,
             open=functools.partial(archive.extractfile, member),
@@ -362,35 +479,83 @@ def _tar_members(archive: tarfile.TarFile) -> list[ArchiveMember]:
     ]
 
 
+class _MemberRefused(Exception):
+    """An archive member broke a limit while it was being written; the reason is the message."""
+
+
+def _copy_member(member: ArchiveMember, target: Path, limits: DownloadLimits, budget: int) -> int:
+    """Streams a member to `target`, counting real bytes; refuses it the moment it breaks a cap."""
+    written, chunk_size = 0, 1024**2
+    with member.open() as source, open(target, "wb") as sink:
+        while chunk := source.read(chunk_size):
+            written += len(chunk)
+            if written > budget:
+                raise DownloadError(
+                    f"the archive unpacks to more than max_bytes={limits.max_bytes}: raise the "
+                    "limit or split the archive"
+                )
+            if written > limits.max_member_bytes:
+                raise _MemberRefused("member_too_large")
+            packed = member.packed_size
+            if (
+                packed
+                and written > RATIO_FLOOR_BYTES
+                and written > packed * limits.max_compression_ratio
+            ):
+                raise _MemberRefused("compression_ratio")
+            sink.write(chunk)
+    return written
+
+
 def _extract_members(
     members: list[ArchiveMember], root: Path, limits: DownloadLimits, blob
-) -> tuple[list[ManifestEntry], Counter]:
-    """Writes the safe image members below root; links, unsafe names and non-images are counted."""
-    skipped: Counter = Counter()
+) -> tuple[list[ManifestEntry], list[Skipped]]:
+    """Writes the safe image members below root; what is refused is counted, never written."""
+    skipped: list[Skipped] = []
     chosen: list[tuple[ArchiveMember, PurePosixPath]] = []
     for member in members:
         relative = safe_relative_path(member.name)
         if member.is_link_or_special:
-            skipped["link_or_special"] += 1
+            skipped.append(Skipped(member.name, "link_or_special"))
         elif relative is None:
-            skipped["unsafe_name"] += 1
+            skipped.append(Skipped(member.name, "unsafe_name"))
             log.warning("skipping archive member with an unsafe name: %r", member.name)
         elif not has_image_extension(member.name):
-            skipped["not_image_extension"] += 1
+            skipped.append(Skipped(member.name, "not_image_extension"))
         else:
             chosen.append((member, relative))
-    _check_limits(len(chosen), sum(m.size for m, _ in chosen), limits, "the archive")
-    entries = []
+    _check_limits(len(chosen), 0, limits, "the archive")
+    entries, names, budget = [], LocalNames(), limits.max_bytes
     for member, relative in sorted(chosen, key=lambda item: item[1].as_posix()):
-        target = resolve_inside(root, relative)
+        if relative.as_posix() in names.files:
+            skipped.append(Skipped(member.name, "duplicate_member"))
+            continue
+        local, renamed = names.place(relative)
+        target = resolve_inside(root, local)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with member.open() as source, open(target, "wb") as sink:
-            shutil.copyfileobj(source, sink)
-        entries.append(_archive_entry(blob, relative, member.size, member.crc32))
+        try:
+            size = _copy_member(member, target, limits, budget)
+        except _MemberRefused as refused:
+            target.unlink(missing_ok=True)
+            skipped.append(Skipped(member.name, str(refused)))
+            log.warning("skipping archive member %r: %s", member.name, refused)
+            continue
+        budget -= size
+        entries.append(
+            ManifestEntry(
+                name=f"{blob.name}!{member.name}",
+                path=local.as_posix(),
+                size=size,
+                generation=blob.generation,
+                md5=None,
+                crc32c=member.crc32,
+                renamed=renamed,
+            )
+        )
     return entries, skipped
 
 
-def _extract_archive(path: Path, root: Path, limits: DownloadLimits, blob) -> tuple[list[ManifestEntry], Counter]:  # fmt: skip
+def _extract_archive(path: Path, root: Path, limits: DownloadLimits, blob) -> tuple[list[ManifestEntry], list[Skipped]]:  # fmt: skip
     if blob.name.lower().endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             return _extract_members(_zip_members(archive), root, limits, blob)

@@ -6,6 +6,7 @@ characters are refused, so nothing lands outside the destination (zip-slip).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path, PurePosixPath
 
@@ -31,3 +32,49 @@ def resolve_inside(root: Path, relative: PurePosixPath) -> Path:
     if not target.is_relative_to(root.resolve()):
         raise ValueError(f"{relative} resolves outside {root}")
     return target
+
+
+MAX_COMPONENT_BYTES = 200  # file systems cap a name at 255 bytes; leave room for suffixes
+
+
+class LocalNames:
+    """Unique, deterministic local paths for object or member names, given in sorted order.
+
+    A name is kept as its path when it can be one. A name with a component too long
+    for a file system, or one that clashes with an earlier file or folder (`x.png`
+    and `x.png/y.png`), lands at the top under `~<hash>_<tail>` instead; the reason
+    is returned so that it can be counted.
+    """
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
+
+    def place(self, relative: PurePosixPath) -> tuple[PurePosixPath, str | None]:
+        reason = None
+        if any(len(part.encode()) > MAX_COMPONENT_BYTES for part in relative.parts):
+            reason = "renamed_long_name"
+        elif self._clashes(relative):
+            reason = "renamed_name_clash"
+        path = relative if reason is None else self._flat(relative, 0)
+        attempt = 0
+        while self._clashes(path):
+            attempt += 1
+            path = self._flat(relative, attempt)
+        self.files.add(path.as_posix())
+        self.dirs.update(parent.as_posix() for parent in path.parents if parent.parts)
+        return path, reason
+
+    def _clashes(self, path: PurePosixPath) -> bool:
+        text = path.as_posix()
+        return (
+            text in self.files
+            or text in self.dirs
+            or any(parent.as_posix() in self.files for parent in path.parents if parent.parts)
+        )
+
+    @staticmethod
+    def _flat(relative: PurePosixPath, attempt: int) -> PurePosixPath:
+        digest = hashlib.sha256(f"{relative.as_posix()}#{attempt}".encode()).hexdigest()[:16]
+        tail = relative.name.encode()[-80:].decode(errors="ignore")
+        return PurePosixPath(f"~{digest}_{tail}")

@@ -23,7 +23,7 @@ import torch
 from torch.autograd import grad as torch_grad
 
 from src.common.errors import ConfigError
-from src.common.progress import format_duration
+from src.common.progress import MovingRate
 from src.gan.checkpoint import (
     CHECKPOINT_NAME,
     check_compatible,
@@ -575,6 +575,7 @@ def _train_loop(
     """Steps until `config.steps`, logging, checkpointing and recovering from NaN."""
     step, restarts_in_row, nan_restarts = start_step, 0, 0
     last: StepLosses | None = None
+    rate = MovingRate()
     while step < config.steps:
         try:
             losses = runner.step(step)
@@ -593,25 +594,35 @@ def _train_loop(
         step += 1
         if on_step is not None:
             on_step(step, losses)
+        rate.update(step)
         if runner.ranks.is_main and (step % config.log_every == 0 or step == config.steps):
-            elapsed = time.monotonic() - started
-            rate = (step - start_step) / elapsed if elapsed > 0 else 0.0
-            history.append(
-                {"step": step, "d_loss": losses.d_loss, "g_loss": losses.g_loss, "seconds": elapsed}
-            )
-            eta = format_duration((config.steps - step) / rate) if rate > 0 else "?"
-            log.info(
-                "step %d/%d  d=%.3f g=%.3f  %.2f steps/s  ETA %s",
-                step,
-                config.steps,
-                losses.d_loss,
-                losses.g_loss,
-                rate,
-                eta,
-            )
+            _log_step(step, config.steps, losses, rate, history, time.monotonic() - started)
         if step % config.save_every == 0 or step == config.steps:
             _save(runner, model_dir, config, step, history)
     return step, last, nan_restarts
+
+
+def _log_step(
+    step: int,
+    total: int,
+    losses: StepLosses,
+    rate: MovingRate,
+    history: list[dict[str, float]],
+    elapsed: float,
+) -> None:
+    """Records the step's losses and logs the progress line (moving rate, warm-up left out)."""
+    history.append(
+        {"step": step, "d_loss": losses.d_loss, "g_loss": losses.g_loss, "seconds": elapsed}
+    )
+    log.info(
+        "step %d/%d  d=%.3f g=%.3f  %s steps/s  ETA %s",
+        step,
+        total,
+        losses.d_loss,
+        losses.g_loss,
+        f"{rate.rate:.2f}" if rate.rate else "?",
+        rate.eta(total - step),
+    )
 
 
 def _restart_from_checkpoint(

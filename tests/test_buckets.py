@@ -1,0 +1,241 @@
+"""Buckets as they are: awkward names, archives that lie, broken bodies, dead or stuck servers."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from devtools.http_proxy import HttpProxy
+from src.backends.emulator import anonymous_client
+from src.data.download import DownloadLimits, download_dataset
+from src.data.layout import DownloadError
+
+PNG = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def manifest(dest: Path) -> dict:
+    return json.loads((dest / "manifest.json").read_text())
+
+
+def zip_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_name_that_is_both_file_and_folder_keeps_both_objects(fresh_bucket, gcs_client, tmp_path):
+    for name in ("set/x.png", "set/x.png/y.png", "set/z.png"):
+        fresh_bucket.blob(name).upload_from_string(PNG + name.encode())
+    result = download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=gcs_client)
+    objects = manifest(tmp_path / "ds")["objects"]
+    assert [o["name"] for o in objects] == ["set/x.png", "set/x.png/y.png", "set/z.png"]
+    renamed = [o for o in objects if o["renamed"]]
+    assert [o["renamed"] for o in renamed] == ["renamed_name_clash"]
+    stored = (tmp_path / "ds" / "images" / renamed[0]["path"]).read_bytes()
+    assert stored == PNG + b"set/x.png/y.png"
+    assert result.skipped == {"renamed_name_clash": 1}
+
+
+def test_a_name_longer_than_a_file_system_allows_is_kept_under_a_short_name(
+    fresh_bucket, gcs_client, tmp_path
+):
+    long_name = "set/" + "n" * 300 + ".png"
+    fresh_bucket.blob(long_name).upload_from_string(PNG)
+    first = download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "a", client=gcs_client)
+    again = download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "b", client=gcs_client)
+    (entry,) = manifest(tmp_path / "a")["objects"]
+    assert entry["name"] == long_name and entry["renamed"] == "renamed_long_name"
+    assert len(entry["path"].encode()) < 255 and entry["path"].endswith(".png")
+    assert first.manifest_digest == again.manifest_digest  # deterministic
+
+
+def test_a_file_folder_clash_inside_a_zip_keeps_both_members(fresh_bucket, gcs_client, tmp_path):
+    data = zip_bytes([("a.png", PNG), ("a.png/b.png", PNG + b"1")])
+    fresh_bucket.blob("set.zip").upload_from_string(data)
+    result = download_dataset(
+        f"gs://{fresh_bucket.name}/set.zip", tmp_path / "ds", client=gcs_client
+    )
+    assert result.object_count == 2 and result.skipped == {"renamed_name_clash": 1}
+
+
+def test_a_member_named_twice_is_counted_not_written_over(fresh_bucket, gcs_client, tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr("cat.png", PNG)
+        archive.writestr("cat.png", b"second, different content")
+    fresh_bucket.blob("twice.zip").upload_from_string(buffer.getvalue())
+    result = download_dataset(
+        f"gs://{fresh_bucket.name}/twice.zip", tmp_path / "ds", client=gcs_client
+    )
+    assert (tmp_path / "ds" / "images" / "cat.png").read_bytes() == PNG
+    listed = manifest(tmp_path / "ds")
+    assert [o["path"] for o in listed["objects"]] == ["cat.png"]
+    assert listed["skipped"] == [{"name": "cat.png", "reason": "duplicate_member"}]
+    assert result.skipped == {"duplicate_member": 1}
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (DownloadLimits(max_member_bytes=2 * 1024**2), "member_too_large"),
+        (DownloadLimits(), "compression_ratio"),
+    ],
+)
+def test_a_zip_bomb_member_is_refused_while_streaming(
+    fresh_bucket, gcs_client, tmp_path, limits, reason
+):
+    # Given a zip whose one big member is 64 MiB of zeros (about 64 KB packed) beside a real image
+    data = zip_bytes([("bomb.png", bytes(64 * 1024**2)), ("real.png", PNG)])
+    assert len(data) < 200_000
+    fresh_bucket.blob("bomb.zip").upload_from_string(data)
+    result = download_dataset(
+        f"gs://{fresh_bucket.name}/bomb.zip", tmp_path / "ds", client=gcs_client, limits=limits
+    )
+    # Then the bomb is dropped and counted, the real image kept, and little was ever written
+    assert result.skipped == {reason: 1} and result.object_count == 1
+    assert files_under(tmp_path / "ds") == {"images/real.png", "manifest.json"}
+
+
+def test_a_tar_that_unpacks_beyond_max_bytes_fails_and_leaves_nothing(
+    fresh_bucket, gcs_client, tmp_path
+):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for index in range(3):
+            data = bytes(3 * 1024**2)
+            info = tarfile.TarInfo(f"{index}.png")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    fresh_bucket.blob("big.tar.gz").upload_from_string(buffer.getvalue())
+    with pytest.raises(DownloadError, match="unpacks to more than max_bytes"):
+        download_dataset(
+            f"gs://{fresh_bucket.name}/big.tar.gz",
+            tmp_path / "ds",
+            client=gcs_client,
+            limits=DownloadLimits(max_bytes=5 * 1024**2),
+        )
+    assert files_under(tmp_path / "ds") == set()
+
+
+def test_a_body_cut_off_mid_stream_is_retried(emulator, fresh_bucket, tmp_path):
+    for index in range(4):
+        fresh_bucket.blob(f"set/{index}.png").upload_from_string(PNG * 20)
+    cut = set()
+
+    def cut_once(path: str) -> bool:
+        if "alt=media" in path and path not in cut:
+            cut.add(path)
+            return True
+        return False
+
+    proxy = HttpProxy(emulator.url, cut_body=cut_once).start()
+    try:
+        result = download_dataset(
+            f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=anonymous_client(proxy.url)
+        )
+    finally:
+        proxy.stop()
+    assert len(cut) == 4  # every object's first body was cut
+    assert result.object_count == 4 and result.skipped == {}
+    assert all(p.read_bytes() == PNG * 20 for p in (tmp_path / "ds" / "images").glob("*.png"))
+
+
+def test_a_stuck_object_is_skipped_after_its_timeout_and_the_rest_arrive(
+    emulator, fresh_bucket, tmp_path
+):
+    for index in range(6):
+        fresh_bucket.blob(f"set/{index}.png").upload_from_string(PNG)
+    proxy = HttpProxy(
+        emulator.url, stall=lambda path: "alt=media" in path and "3.png" in path
+    ).start()
+    try:
+        result = download_dataset(
+            f"gs://{fresh_bucket.name}/set/",
+            tmp_path / "ds",
+            client=anonymous_client(proxy.url),
+            limits=DownloadLimits(request_timeout_s=1.0),
+            attempts=2,
+        )
+    finally:
+        proxy.stop()
+    assert result.object_count == 5 and result.skipped == {"unreadable": 1}
+    assert {"name": "set/3.png", "reason": "unreadable"} in manifest(tmp_path / "ds")["skipped"]
+
+
+def test_an_object_replaced_during_the_download_fails_and_says_so(
+    emulator, fresh_bucket, gcs_client, tmp_path
+):
+    for index in range(3):
+        fresh_bucket.blob(f"set/{index}.png").upload_from_string(PNG)
+
+    def replace_after_listing(number: int) -> None:
+        if number == 1:  # the listing has been answered
+            fresh_bucket.blob("set/1.png").upload_from_string(PNG + b"new")
+
+    proxy = HttpProxy(emulator.url, after_request=replace_after_listing).start()
+    try:
+        with pytest.raises(DownloadError, match=r"set/1\.png changed while downloading"):
+            download_dataset(
+                f"gs://{fresh_bucket.name}/set/",
+                tmp_path / "ds",
+                client=anonymous_client(proxy.url),
+                workers=1,
+            )
+    finally:
+        proxy.stop()
+    assert files_under(tmp_path / "ds") == set()
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from src.data.download import download_dataset
+from src.data.layout import DownloadError
+try:
+    download_dataset("gs://any-bucket/images/", Path(sys.argv[1]))
+except DownloadError as error:
+    print(error)
+    sys.exit(3)
+"""
+
+
+def run_download_child(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in ("STORAGE_EMULATOR_HOST",)}
+    base.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    base.update({"HOME": str(tmp_path), "NO_GCE_CHECK": "true", "PYTHONPATH": str(ROOT), **env})
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path / "ds")],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_an_unreachable_endpoint_names_the_endpoint_and_the_fix(tmp_path):
+    result = run_download_child(tmp_path, STORAGE_EMULATOR_HOST="http://127.0.0.1:9")
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "cannot reach http://127.0.0.1:9" in result.stdout
+    assert "STORAGE_EMULATOR_HOST" in result.stdout
+
+
+def test_missing_credentials_say_how_to_get_them(tmp_path):
+    result = run_download_child(tmp_path)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "no Google credentials found" in result.stdout
+    assert "gcloud auth application-default login" in result.stdout
