@@ -4,15 +4,9 @@ FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# The versions in src/runtime.py (DATA_PACKAGES, GAN_PACKAGES) plus the KFP executor.
-RUN python -m pip install \
-        kfp==2.17.3 \
-        google-cloud-storage==3.17.1 \
-        pillow==13.0.0 \
-        numpy==2.4.6 \
-        lightweight-gan==1.2.1 \
-        kornia==0.9.0 \
-        einops==0.8.2
+# Exactly what the steps would install at run time (src/build/locks/, every package pinned).
+COPY src/build/locks/ /tmp/locks/
+RUN python -m pip install --no-deps -r /tmp/locks/data.txt -r /tmp/locks/gan.txt
 
 WORKDIR /app
 COPY src/ /app/src/

@@ -11,3 +11,6 @@ python -m pip install --quiet --disable-pip-version-check --upgrade pip
 python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 python scripts/requirements.py > .venv/requirements.txt
 python -m pip install --quiet --disable-pip-version-check -r .venv/requirements.txt
+# The versions the pipeline steps install at run time (src/build/locks/), so tests run what ships.
+python -m pip install --quiet --disable-pip-version-check --no-deps \
+    -r src/build/locks/data.txt -r src/build/locks/gan.txt

@@ -13,6 +13,7 @@ from kfp.dsl import HTML, Dataset, Metrics, Model
 
 from src.components import train_gan
 from src.gan.checkpoint import load_checkpoint
+from tests.support.components import run_component
 
 SMALL = {
     "image_size": 32, "batch_size": 2, "gradient_accumulate_every": 1, "latent_dim": 32,
@@ -27,7 +28,8 @@ def artifact(kind, path: Path):
 def run_attempt(images: Path, out: Path, steps: int, checkpoint_root: str) -> tuple[Model, dict]:
     """One attempt of the train task as a backend runs it: a fresh output folder."""
     model, metrics = artifact(Model, out / "model"), artifact(Metrics, out / "metrics")
-    train_gan.python_func(
+    run_component(
+        train_gan,
         images=artifact(Dataset, images),
         model=model,
         metrics=metrics,

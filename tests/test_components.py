@@ -9,6 +9,7 @@ from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics, Model
 from PIL import Image
 
 from src.components import cleanse_images, download_images, generate_images, train_gan
+from tests.support.components import run_component
 
 
 def artifact(kind, path: Path):
@@ -17,7 +18,7 @@ def artifact(kind, path: Path):
 
 def test_download_component_fills_dataset_and_metadata(sample_bucket, tmp_path):
     images = artifact(Dataset, tmp_path / "raw")
-    download_images.python_func(source_uri=sample_bucket, images=images, download_workers=4)
+    run_component(download_images, source_uri=sample_bucket, images=images, download_workers=4)
     manifest = json.loads((tmp_path / "raw" / "manifest.json").read_text())
     assert images.metadata["object_count"] == len(manifest["objects"]) == 101
     assert images.metadata["manifest_sha256"] == manifest["sha256"]
@@ -27,14 +28,19 @@ def test_download_component_fills_dataset_and_metadata(sample_bucket, tmp_path):
 
 def test_cleanse_component_writes_dataset_metrics_and_report(sample_bucket, tmp_path):
     raw = artifact(Dataset, tmp_path / "raw")
-    download_images.python_func(source_uri=sample_bucket, images=raw, download_workers=4)
+    run_component(download_images, source_uri=sample_bucket, images=raw, download_workers=4)
     cleansed, metrics, report = (
         artifact(Dataset, tmp_path / "clean"),
         artifact(Metrics, tmp_path / "m"),
         artifact(Markdown, tmp_path / "r"),
     )
-    cleanse_images.python_func(
-        raw_images=raw, cleansed=cleansed, metrics=metrics, report=report, image_size=32
+    run_component(
+        cleanse_images,
+        raw_images=raw,
+        cleansed=cleansed,
+        metrics=metrics,
+        report=report,
+        image_size=32,
     )
     assert cleansed.metadata["image_count"] == metrics.metadata["kept"] == 96
     assert metrics.metadata["dropped_truncated"] == 1
@@ -50,7 +56,8 @@ def test_train_component_writes_a_loadable_model_and_metrics(cleansed_sample, tm
         artifact(Metrics, tmp_path / "m"),
         artifact(HTML, tmp_path / "c.html"),
     )
-    train_gan.python_func(
+    run_component(
+        train_gan,
         images=artifact(Dataset, cleansed_sample),
         model=model,
         metrics=metrics,
@@ -78,7 +85,8 @@ def test_generate_component_writes_n_pngs_grid_gallery_and_score(
         artifact(HTML, tmp_path / "g.html"),
         artifact(Metrics, tmp_path / "m"),
     )
-    generate_images.python_func(
+    run_component(
+        generate_images,
         model=artifact(Model, trained_model),
         real_images=artifact(Dataset, cleansed_sample),
         samples=samples,
@@ -100,13 +108,13 @@ def test_generate_component_writes_n_pngs_grid_gallery_and_score(
 
 def test_transparent_images_flow_through_cleanse_train_and_generate(sample_bucket, tmp_path):
     raw = artifact(Dataset, tmp_path / "raw")
-    download_images.python_func(source_uri=sample_bucket, images=raw, download_workers=4)
+    run_component(download_images, source_uri=sample_bucket, images=raw, download_workers=4)
     cleansed = artifact(Dataset, tmp_path / "clean")
-    cleanse_images.python_func(raw_images=raw, cleansed=cleansed, metrics=artifact(Metrics, tmp_path / "m1"), report=artifact(Markdown, tmp_path / "r"), image_size=32, transparent=True)  # fmt: skip
+    run_component(cleanse_images, raw_images=raw, cleansed=cleansed, metrics=artifact(Metrics, tmp_path / "m1"), report=artifact(Markdown, tmp_path / "r"), image_size=32, transparent=True)  # fmt: skip
     assert cleansed.metadata["mode"] == "RGBA"
     model = artifact(Model, tmp_path / "model")
-    train_gan.python_func(images=cleansed, model=model, metrics=artifact(Metrics, tmp_path / "m2"), loss_curves=artifact(HTML, tmp_path / "c.html"), image_size=32, batch_size=2, gradient_accumulate_every=1, steps=1, latent_dim=32, fmap_max=16, attn_res_layers="", transparent=True)  # fmt: skip
+    run_component(train_gan, images=cleansed, model=model, metrics=artifact(Metrics, tmp_path / "m2"), loss_curves=artifact(HTML, tmp_path / "c.html"), image_size=32, batch_size=2, gradient_accumulate_every=1, steps=1, latent_dim=32, fmap_max=16, attn_res_layers="", transparent=True)  # fmt: skip
     samples = artifact(Artifact, tmp_path / "s")
-    generate_images.python_func(model=model, real_images=cleansed, samples=samples, gallery=artifact(HTML, tmp_path / "g.html"), metrics=artifact(Metrics, tmp_path / "m3"), num_images=2, interpolation_steps=0)  # fmt: skip
+    run_component(generate_images, model=model, real_images=cleansed, samples=samples, gallery=artifact(HTML, tmp_path / "g.html"), metrics=artifact(Metrics, tmp_path / "m3"), num_images=2, interpolation_steps=0)  # fmt: skip
     with Image.open(tmp_path / "s" / "image_0000.png") as image:
         assert image.mode == "RGBA"

@@ -5,11 +5,8 @@ from __future__ import annotations
 import ast
 import base64
 import io
-import json
 import lzma
-import os
 import shutil
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -17,65 +14,23 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.compiled_steps import executor_input, load_spec, metrics_of, run_step
 from src import components
 from src.backends.sample import SAMPLE_DIR
 from src.build.embedded_code import SRC_ROOT, archive_b85, step_modules, strip_text
+from src.params.schema import local_defaults
 from src.pipeline import COMPILED_DIR, COMPILED_FILES
 
-
-def executor_input(tmp_path: Path, raw: Path) -> dict:
-    def artifact(name: str, schema: str, uri: Path) -> dict:
-        return {
-            "artifacts": [
-                {"name": name, "type": {"schemaTitle": schema}, "uri": str(uri), "metadata": {}}
-            ]
-        }
-
-    return {
-        "inputs": {
-            "parameterValues": {
-                "image_size": 32,
-                "mode": "RGB",
-                "min_side": 0,
-                "min_images": 2,
-                "near_duplicate_distance": -1,
-                "max_pixels": 1000000,
-            },
-            "artifacts": {"raw_images": artifact("raw_images", "system.Dataset", raw)},
-        },
-        "outputs": {
-            "artifacts": {
-                "cleansed": artifact("cleansed", "system.Dataset", tmp_path / "out" / "cleansed"),
-                "metrics": artifact("metrics", "system.Metrics", tmp_path / "out" / "metrics"),
-                "report": artifact("report", "system.Markdown", tmp_path / "out" / "report"),
-            },
-            "outputFile": str(tmp_path / "out" / "executor_output.json"),
-        },
-    }
+SPEC = load_spec(COMPILED_DIR / COMPILED_FILES["vertex"])
+SMALL = {"image_size": 32, "batch_size": 2, "steps": 2, "latent_dim": 32, "fmap_max": 16}
 
 
-def run_compiled(executor: str, payload: dict, tmp_path: Path) -> subprocess.CompletedProcess:
-    """Runs `executor`'s command from the Vertex YAML in an empty folder without `src`."""
-    spec = yaml.safe_load((COMPILED_DIR / COMPILED_FILES["vertex"]).read_text())
-    container = spec["deploymentSpec"]["executors"][executor]["container"]
-    args = [json.dumps(payload) if arg == "{{$}}" else arg for arg in container["args"]]
-    workdir = tmp_path / "empty"
-    workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PIP_NO_INDEX"] = "1"
-    probe = subprocess.run(
-        [sys.executable, "-c", "import src"], cwd=workdir, env=env, capture_output=True
-    )
-    assert probe.returncode != 0, "src must not be importable there, or the test proves nothing"
-    return subprocess.run(
-        [*container["command"], *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def run_compiled(task: str, inputs: dict[str, Path], tmp_path: Path, **params):
+    """Runs `task`'s command from the Vertex YAML in an empty folder where `src` is not importable."""
+    out = tmp_path / "out"
+    payload = executor_input(SPEC, task, {**local_defaults(), **SMALL, **params}, inputs, out)
+    env_bin = Path(sys.executable).parent
+    return run_step(SPEC, task, payload, tmp_path / "empty", env_bin, timeout_s=300), out
 
 
 def test_compiled_cleanse_command_runs_outside_the_repository(tmp_path):
@@ -86,46 +41,23 @@ def test_compiled_cleanse_command_runs_outside_the_repository(tmp_path):
         (raw / "images" / path.name).write_bytes(path.read_bytes())
     (raw / "manifest.json").write_text("{}")
     # When it runs as compiled, in an empty folder where `src` cannot be imported
-    result = run_compiled("exec-cleanse-images", executor_input(tmp_path, raw), tmp_path)
+    result, out = run_compiled("cleanse-images", {"raw_images": raw}, tmp_path, min_images=2)
     # Then the embedded modules did the work and wrote typed outputs
     assert result.returncode == 0, result.stderr[-3000:]
-    output = json.loads((tmp_path / "out" / "executor_output.json").read_text())
-    metrics = output["artifacts"]["metrics"]["artifacts"][0]["metadata"]
-    assert metrics["kept"] == 10
-    assert len(list((tmp_path / "out" / "cleansed").glob("*.png"))) == 10
+    assert metrics_of(out)["kept"] == 10
+    assert len(list((out / "cleansed").glob("*.png"))) == 10
 
 
 def test_compiled_train_command_spawns_data_parallel_processes(cleansed_sample, tmp_path):
     # Given cleansed images and the train executor exactly as compiled, asked for 2 processes
-    def artifact(name: str, schema: str, uri: Path) -> dict:
-        return {"artifacts": [{"name": name, "type": {"schemaTitle": schema}, "uri": str(uri)}]}
-
-    out = tmp_path / "out"
-    payload = {
-        "inputs": {
-            "parameterValues": {
-                "image_size": 32, "batch_size": 2, "gradient_accumulate_every": 1, "steps": 2,
-                "latent_dim": 32, "fmap_max": 16, "attn_res_layers": "", "save_every": 1,
-                "train_processes": 2,
-            },
-            "artifacts": {"images": artifact("images", "system.Dataset", cleansed_sample)},
-        },
-        "outputs": {
-            "artifacts": {
-                "model": artifact("model", "system.Model", out / "model"),
-                "metrics": artifact("metrics", "system.Metrics", out / "metrics"),
-                "loss_curves": artifact("loss_curves", "system.HTML", out / "loss_curves"),
-            },
-            "outputFile": str(out / "executor_output.json"),
-        },
-    }  # fmt: skip
     # When it runs where `src` exists only inside the command (spawned ranks must find it too)
-    result = run_compiled("exec-train-gan", payload, tmp_path)
+    result, out = run_compiled(
+        "train-gan", {"images": cleansed_sample}, tmp_path, save_every=1, train_processes=2
+    )
     # Then both ranks trained and rank 0 wrote the model
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training on 2 processes" in result.stderr
-    output = json.loads((out / "executor_output.json").read_text())
-    metrics = output["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    metrics = metrics_of(out)
     assert metrics["world_size"] == 2 and metrics["end_step"] == 2
     assert (out / "model" / "checkpoint.pt").is_file()
 

@@ -14,6 +14,7 @@ from src.gan.fid import FidScorer, features_fid, frechet_distance
 from src.gan.image_bank import load_image_folder
 from src.params.schema import compiled_defaults
 from src.params.values import resolve
+from tests.support.components import run_component
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,8 @@ def test_generate_component_logs_fid_when_given_weights(
     for path in sorted(cleansed_sample.glob("*.png"))[:6]:
         (real / path.name).write_bytes(path.read_bytes())
     samples, metrics = Artifact(uri=str(tmp_path / "s")), Metrics(uri=str(tmp_path / "m"))
-    generate_images.python_func(
+    run_component(
+        generate_images,
         model=Model(uri=str(trained_model)),
         real_images=Dataset(uri=str(real)),
         samples=samples,
@@ -91,7 +93,8 @@ def test_wrong_weights_are_refused_before_any_image_is_generated(
     wrong = tmp_path / "resnet.pth"
     torch.save(torch.nn.Linear(2, 2).state_dict(), wrong)
     with pytest.raises(ConfigError, match="inception_v3"):
-        generate_images.python_func(
+        run_component(
+            generate_images,
             model=Model(uri=str(trained_model)),
             real_images=Dataset(uri=str(cleansed_sample)),
             samples=Artifact(uri=str(tmp_path / "s")),

@@ -1,25 +1,43 @@
-"""Pinned container images and packages that the compiled components run with.
+"""Pinned container images and the exact packages their steps install at run time.
 
-The committed YAML must run as uploaded, so every component names a public
-image by an exact tag and installs exact versions. `pyproject.toml` pins the
-same versions so that a local run resolves them without a network.
+The committed YAML must run as uploaded, so every component names a public image
+by an exact tag and installs a lock: every package it needs, transitive ones
+included, at an exact version, with pip's --no-deps (scripts/lock_runtime.py
+writes src/build/locks/; a test holds the locks equal to pyproject.toml).
 """
 
 from __future__ import annotations
 
-DATA_IMAGE = "python:3.11.10-slim-bookworm"
-TORCH_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
+from dataclasses import dataclass
+from pathlib import Path
 
-CHECK_PACKAGES: tuple[str, ...] = ()
-DATA_PACKAGES: tuple[str, ...] = (
-    "google-cloud-storage==3.17.1",
-    "pillow==13.0.0",
+LOCK_DIR = Path(__file__).resolve().parent / "locks"
+# What KFP's executor imports besides kfp itself (kfp is installed without its CLI and client deps).
+KFP_RUNTIME = ("docstring-parser", "PyYAML")
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    name: str  # the lock's file name
+    image: str
+    python: str
+    packages: tuple[str, ...]  # what the steps import, at their pyproject.toml pins
+    ships: tuple[str, ...] = ()  # what the image already has (never reinstalled)
+
+    def lock(self) -> tuple[str, ...]:
+        """The pip arguments of this image's steps: --no-deps and every pinned package."""
+        lines = (LOCK_DIR / f"{self.name}.txt").read_text().splitlines()
+        return ("--no-deps", *(line for line in lines if line and not line.startswith("#")))
+
+
+DATA = BaseImage(
+    "data", "python:3.11.10-slim-bookworm", "3.11", ("google-cloud-storage", "pillow")
 )
-GAN_PACKAGES: tuple[str, ...] = (
-    "google-cloud-storage==3.17.1",
-    "lightweight-gan==1.2.1",
-    "kornia==0.9.0",
-    "einops==0.8.2",
-    "pillow==13.0.0",
-    "numpy==2.4.6",
+GAN = BaseImage(
+    "gan",
+    "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
+    "3.11",
+    ("google-cloud-storage", "lightweight-gan", "kornia", "einops", "pillow", "numpy"),
+    ships=("torch==2.5.1", "torchvision==0.20.1"),
 )
+IMAGES = (DATA, GAN)

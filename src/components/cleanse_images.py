@@ -3,21 +3,21 @@
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
 
 from src.build.embedded_code import project_component
-from src.build.images import DATA_IMAGE, DATA_PACKAGES
+from src.build.images import DATA
 
 
-@project_component(base_image=DATA_IMAGE, packages=DATA_PACKAGES)
+@project_component(base_image=DATA.image, packages=DATA.lock())
 def cleanse_images(
     raw_images: Input[Dataset],
     cleansed: Output[Dataset],
     metrics: Output[Metrics],
     report: Output[Markdown],
-    image_size: int = 256,
+    image_size: int,
+    transparent: bool,
+    near_duplicate_distance: int,
     mode: str = "RGB",
-    transparent: bool = False,
     min_side: int = 0,
     min_images: int = 1,
-    near_duplicate_distance: int = -1,
     max_pixels: int = 64_000_000,
 ):
     """Drops broken, tiny and duplicate images; one colour mode; one size.

@@ -3,21 +3,21 @@
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from src.build.embedded_code import project_component
-from src.build.images import GAN_PACKAGES, TORCH_IMAGE
+from src.build.images import GAN
 
 
-@project_component(base_image=TORCH_IMAGE, packages=GAN_PACKAGES)
+@project_component(base_image=GAN.image, packages=GAN.lock())
 def generate_images(
     model: Input[Model],
     real_images: Input[Dataset],
     samples: Output[Artifact],
     gallery: Output[HTML],
     metrics: Output[Metrics],
-    num_images: int = 64,
-    seed: int = 0,
-    generator: str = "auto",
+    num_images: int,
+    seed: int,
+    generator: str,
+    fid_weights_uri: str,
     interpolation_steps: int = 8,
-    fid_weights_uri: str = "",
 ):
     """Writes seeded PNGs, grid.png and a gallery; logs the SWD against real images.
 

@@ -3,34 +3,34 @@
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
 from src.build.embedded_code import project_component
-from src.build.images import GAN_PACKAGES, TORCH_IMAGE
+from src.build.images import GAN
 
 
-@project_component(base_image=TORCH_IMAGE, packages=GAN_PACKAGES)
+@project_component(base_image=GAN.image, packages=GAN.lock())
 def train_gan(
     images: Input[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
     loss_curves: Output[HTML],
-    image_size: int = 256,
-    batch_size: int = 10,
-    gradient_accumulate_every: int = 4,
-    steps: int = 10000,
-    learning_rate: float = 2e-4,
-    latent_dim: int = 256,
-    fmap_max: int = 512,
-    attn_res_layers: str = "32",
-    aug_prob: float = -1.0,
-    aug_types: str = "translation,cutout",
-    disc_output_size: int = 1,
-    dual_contrast_loss: bool = False,
-    antialias: bool = False,
-    transparent: bool = False,
-    save_every: int = 1000,
-    seed: int = 0,
-    amp: str = "auto",
-    train_processes: int = 0,
-    checkpoint_root: str = "",
+    image_size: int,
+    batch_size: int,
+    gradient_accumulate_every: int,
+    steps: int,
+    learning_rate: float,
+    latent_dim: int,
+    fmap_max: int,
+    attn_res_layers: str,
+    aug_prob: float,
+    aug_types: str,
+    disc_output_size: int,
+    dual_contrast_loss: bool,
+    antialias: bool,
+    transparent: bool,
+    save_every: int,
+    seed: int,
+    amp: str,
+    train_processes: int,
+    checkpoint_root: str,
 ):
     """Trains lightweight-gan's networks; resumes from a checkpoint in `model` on retry.
 
