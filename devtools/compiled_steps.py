@@ -36,11 +36,14 @@ def executor_input(
     values = {}
     for name, definition in definitions.get("parameters", {}).items():
         if name in params:
-            values[name] = params[name]
+            value = params[name]
         elif "defaultValue" in definition:
-            values[name] = definition["defaultValue"]
+            value = definition["defaultValue"]
         else:
             raise KeyError(f"{task} needs a value for {name}")
+        # The backends' Go drivers write a whole double as `8`, which Python reads as an int.
+        integer = definition["parameterType"] == "NUMBER_INTEGER"
+        values[name] = int(value) if integer else value
 
     def artifact(name: str, schema: dict, uri: Path) -> dict:
         entry = {"name": name, "type": schema, "uri": str(uri), "metadata": {}}

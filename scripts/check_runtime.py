@@ -61,7 +61,7 @@ def versions(bin_dir: Path) -> str:
     code = (
         "import sys, importlib.metadata as m\n"
         "names = ['torch', 'torchvision', 'numpy', 'pillow', 'kfp', 'google-cloud-storage']\n"
-        "found = [f'{n} {m.version(n)}' for n in names if m.distributions(name=n)]\n"
+        "found = [f'{n} {m.version(n)}' for n in names if list(m.distributions(name=n))]\n"
         "print(f'Python {sys.version.split()[0]}; ' + ', '.join(found))"
     )
     return subprocess.run(

@@ -180,3 +180,13 @@ def test_schedule_creates_a_cron_schedule(monkeypatch, captured):
     assert (
         calls["cron"] == "0 3 * * 1" and calls["service_account"] == "sa@x.iam.gserviceaccount.com"
     )
+
+
+def test_help_marks_required_flags_and_shows_an_example(capsys):
+    with pytest.raises(SystemExit):
+        main(["submit", "vertex", "--help"])
+    out = capsys.readouterr().out
+    required = out[out.index("required:") :]
+    for flag in ("--project", "--region", "--pipeline-root"):
+        assert flag in required.split("options:")[0]
+    assert "examples:" in out and "source_uri" in out

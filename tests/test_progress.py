@@ -1,0 +1,47 @@
+"""Progress figures a person reads: a rate that leaves out warm-up, an ETA from it."""
+
+from __future__ import annotations
+
+import io
+
+from src.backends.console import Console
+from src.common.progress import MovingRate
+
+
+def test_moving_rate_leaves_out_the_slow_first_step():
+    rate = MovingRate(window=5)
+    rate.update(1, now=10.0)  # step 1 ended after 10 s of warm-up
+    for step in range(2, 6):
+        rate.update(step, now=10.0 + (step - 1) * 0.5)  # then 2 steps/s
+    assert rate.rate == 2.0
+    assert rate.eta(10) == "5s"
+
+
+def test_moving_rate_follows_the_recent_window():
+    rate = MovingRate(window=2)
+    for step, now in ((1, 0.0), (2, 1.0), (3, 2.0), (4, 2.25), (5, 2.5)):
+        rate.update(step, now=now)
+    assert rate.rate == 4.0  # the last two steps took 0.25 s each
+
+
+def test_moving_rate_without_two_points_has_no_eta():
+    rate = MovingRate()
+    rate.update(1, now=1.0)
+    assert rate.rate == 0.0 and rate.eta(5) == "?"
+
+
+def test_console_prints_few_training_lines_without_colour(tmp_path):
+    out = io.StringIO()
+    console = Console(tmp_path, out)
+    console.feed("\x1b[92m12:00:00.000 - INFO - Executing task \x1b[96m'train-gan'\x1b[0m\n")
+    for step in range(1, 101):
+        console.feed(
+            f"    2026 INFO src.gan.training: step {step}/100  d=1.0 g=1.0  2.0 steps/s  ETA 1s\n"
+        )
+    console.feed("12:00:09.000 - INFO - Task 'train-gan' finished with status SUCCESS\n")
+    console.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "train-gan: started" and lines[-1].startswith("train-gan: done in")
+    assert len([line for line in lines if "step " in line]) == 5
+    assert "\x1b" not in out.getvalue() and "\x1b" not in (tmp_path / "train-gan.log").read_text()
+    assert len((tmp_path / "train-gan.log").read_text().splitlines()) == 102
