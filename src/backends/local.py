@@ -31,12 +31,6 @@ from src.params.schema import local_defaults
 from src.params.values import resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STEP_NAMES = (
-    "download-images",
-    "cleanse-images",
-    "train-gan",
-    "generate-images",
-)
 
 
 class Interrupted(Exception):

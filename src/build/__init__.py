@@ -1,0 +1,1 @@
+"""What the compiled pipeline is made of: images, pinned packages, GPUs, shipped code."""
