@@ -122,7 +122,10 @@ def archive_b85(files: Iterable[Path], root: Path = SRC_ROOT) -> str:
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
     compressed = lzma.compress(
-        buffer.getvalue(), format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, preset=9 | lzma.PRESET_EXTREME
+        buffer.getvalue(),
+        format=lzma.FORMAT_XZ,
+        check=lzma.CHECK_NONE,
+        preset=9 | lzma.PRESET_EXTREME,
     )
     return base64.b85encode(compressed).decode("ascii")
 
@@ -136,10 +139,16 @@ def step_modules(func: Callable, root: Path = SRC_ROOT) -> list[Path]:
 def rewrite_program(program: str, archive: str) -> str:
     """The SDK's component program with our archive in it, comments and docstrings blanked."""
     program, literals = _ARCHIVE_LITERAL.subn(f"__KFP_EMBEDDED_ARCHIVE_B64 = '{archive}'", program)
-    program, decoders = re.subn(r"\bb64decode\(__KFP_EMBEDDED_ARCHIVE_B64\b", "b85decode(__KFP_EMBEDDED_ARCHIVE_B64", program)
+    program, decoders = re.subn(
+        r"\bb64decode\(__KFP_EMBEDDED_ARCHIVE_B64\b",
+        "b85decode(__KFP_EMBEDDED_ARCHIVE_B64",
+        program,
+    )
     program, modes = re.subn(r"mode='r:gz'", "mode='r:xz'", program)
     if (literals, decoders, modes) != (1, 1, 1):
-        raise RuntimeError("kfp's embedded-archive helper changed: update src/build/embedded_code.py")
+        raise RuntimeError(
+            "kfp's embedded-archive helper changed: update src/build/embedded_code.py"
+        )
     return strip_text(program)
 
 

@@ -30,9 +30,7 @@ class BaseImage:
         return ("--no-deps", *(line for line in lines if line and not line.startswith("#")))
 
 
-DATA = BaseImage(
-    "data", "python:3.11.10-slim-bookworm", "3.11", ("google-cloud-storage", "pillow")
-)
+DATA = BaseImage("data", "python:3.11.10-slim-bookworm", "3.11", ("google-cloud-storage", "pillow"))
 GAN = BaseImage(
     "gan",
     "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
