@@ -109,6 +109,7 @@ def build_pipeline(
             image_size=p["image_size"],
             min_images=p["batch_size"],
             transparent=p["transparent"],
+            greyscale=p["greyscale"],
             near_duplicate_distance=p["near_duplicate_distance"],
         )
 
@@ -151,6 +152,7 @@ TRAIN_INPUTS = (
     "dual_contrast_loss",
     "antialias",
     "transparent",
+    "greyscale",
     "save_every",
     "seed",
     "amp",

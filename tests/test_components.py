@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics, Model
 from PIL import Image
 
@@ -106,15 +107,20 @@ def test_generate_component_writes_n_pngs_grid_gallery_and_score(
     assert Path(gallery.path).read_text().count("data:image/png;base64,") == 6
 
 
-def test_transparent_images_flow_through_cleanse_train_and_generate(sample_bucket, tmp_path):
+@pytest.mark.parametrize(
+    ("channels", "mode"), [({"transparent": True}, "RGBA"), ({"greyscale": True}, "L")]
+)
+def test_alpha_and_grey_images_flow_through_cleanse_train_and_generate(
+    sample_bucket, tmp_path, channels, mode
+):
     raw = artifact(Dataset, tmp_path / "raw")
     run_component(download_images, source_uri=sample_bucket, images=raw, download_workers=4)
     cleansed = artifact(Dataset, tmp_path / "clean")
-    run_component(cleanse_images, raw_images=raw, cleansed=cleansed, metrics=artifact(Metrics, tmp_path / "m1"), report=artifact(Markdown, tmp_path / "r"), image_size=32, transparent=True)  # fmt: skip
-    assert cleansed.metadata["mode"] == "RGBA"
+    run_component(cleanse_images, raw_images=raw, cleansed=cleansed, metrics=artifact(Metrics, tmp_path / "m1"), report=artifact(Markdown, tmp_path / "r"), image_size=32, **channels)  # fmt: skip
+    assert cleansed.metadata["mode"] == mode
     model = artifact(Model, tmp_path / "model")
-    run_component(train_gan, images=cleansed, model=model, metrics=artifact(Metrics, tmp_path / "m2"), loss_curves=artifact(HTML, tmp_path / "c.html"), image_size=32, batch_size=2, gradient_accumulate_every=1, steps=1, latent_dim=32, fmap_max=16, attn_res_layers="", transparent=True)  # fmt: skip
+    run_component(train_gan, images=cleansed, model=model, metrics=artifact(Metrics, tmp_path / "m2"), loss_curves=artifact(HTML, tmp_path / "c.html"), image_size=32, batch_size=2, gradient_accumulate_every=1, steps=1, latent_dim=32, fmap_max=16, attn_res_layers="", **channels)  # fmt: skip
     samples = artifact(Artifact, tmp_path / "s")
     run_component(generate_images, model=model, real_images=cleansed, samples=samples, gallery=artifact(HTML, tmp_path / "g.html"), metrics=artifact(Metrics, tmp_path / "m3"), num_images=2, interpolation_steps=0)  # fmt: skip
     with Image.open(tmp_path / "s" / "image_0000.png") as image:
-        assert image.mode == "RGBA"
+        assert image.mode == mode

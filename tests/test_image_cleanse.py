@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -237,3 +238,27 @@ def test_too_few_images_for_the_batch_fails_before_training(tmp_path):
         cleanse_folder(
             tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, min_images=4)
         )
+
+
+def test_each_dropped_duplicate_names_the_kept_file_it_repeats(tmp_path):
+    build_zoo(tmp_path / "in")
+    report = cleanse_folder(
+        tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, workers=1)
+    )
+    assert report.duplicates == [("zz_same_pixels.bmp", "original.png")]
+    assert "`zz_same_pixels.bmp` repeats `original.png`" in report.markdown()
+    assert "first file in name order is kept" in report.markdown()
+    saved = json.loads((tmp_path / "out" / "cleanse_report.json").read_text())
+    assert saved["duplicates"] == [{"dropped": "zz_same_pixels.bmp", "kept": "original.png"}]
+
+
+def test_an_all_grey_set_is_reported_with_the_greyscale_fix(tmp_path):
+    # Given grey images stored as RGB (and, in a second set, one coloured image among them)
+    for index in range(3):
+        gradient((40, 40), "L", seed=30 + index).convert("RGB").save(tmp_path / f"g{index}.png")
+    grey = cleanse_folder(tmp_path, tmp_path / "out1", CleanseSettings(image_size=SIZE, workers=1))
+    gradient((40, 40), seed=40).save(tmp_path / "colour.png")
+    mixed = cleanse_folder(tmp_path, tmp_path / "out2", CleanseSettings(image_size=SIZE, workers=1))
+    # Then only the all-grey set says so, and how to train greyscale
+    assert grey.all_grey and "greyscale=true" in grey.markdown()
+    assert not mixed.all_grey and "greyscale" not in mixed.markdown()

@@ -43,6 +43,7 @@ BAD_TEXT = {
     "dual_contrast_loss": "maybe",
     "antialias": "maybe",
     "transparent": "maybe",
+    "greyscale": "maybe",
     "save_every": "0",
     "seed": "-1",
     "amp": "bf17",
@@ -200,3 +201,9 @@ def test_run_help_lists_every_parameter_with_its_local_default(capsys):
     out = capsys.readouterr().out
     for param in PARAMS:
         assert re.search(rf"^\s+{param.name}\s+{re.escape(repr(param.local_default))}", out, re.M)
+
+
+def test_transparent_and_greyscale_together_are_refused(tmp_path, capsys):
+    args = ["--param", "transparent=true", "--param", "greyscale=true"]
+    assert main(["run", "--workdir", str(tmp_path), *args]) == 2
+    assert "transparent and greyscale cannot both be on" in capsys.readouterr().err

@@ -118,7 +118,12 @@ class LocalRunSummary:
             f"Pipeline succeeded ({self.run.run_id}).",
             f"  download:  {download['object_count']} objects, "
             f"{download['total_bytes'] / 1e6:.2f} MB from {download['source_uri']}",
-            f"  cleanse:   kept {int(cleanse['kept'])}, dropped {dropped or 'none'}",
+            f"  cleanse:   kept {int(cleanse['kept'])}, dropped {dropped or 'none'}"
+            + (
+                "; all grey: --param greyscale=true trains 1 channel"
+                if cleanse.get("all_grey")
+                else ""
+            ),
             f"  train:     steps {int(train['start_step'])}->{int(train['end_step'])} in "
             f"{train['seconds']:.1f}s ({train['steps_per_second']:.2f} steps/s), "
             f"final d={train.get('final_d_loss', float('nan')):.3f} "

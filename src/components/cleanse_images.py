@@ -14,6 +14,7 @@ def cleanse_images(
     report: Output[Markdown],
     image_size: int,
     transparent: bool,
+    greyscale: bool,
     near_duplicate_distance: int,
     mode: str = "RGB",
     min_side: int = 0,
@@ -27,7 +28,7 @@ def cleanse_images(
         cleansed: PNGs of image_size x image_size in `mode`, plus cleanse_report.json.
         metrics: kept and dropped counts by reason.
         report: the same as a table, with example file names.
-        mode: RGB, RGBA or L.
+        mode: RGB, RGBA or L (transparent and greyscale choose RGBA and L).
         min_side: drop images whose short side is below this (0: image_size / 2).
         min_images: fail if fewer images survive (set to the training batch size).
         max_pixels: refuse images with more pixels (decompression bombs).
@@ -43,7 +44,7 @@ def cleanse_images(
     from src.data.layout import require_complete
 
     configure_logging()
-    mode = "RGBA" if transparent else mode
+    mode = "RGBA" if transparent else "L" if greyscale else mode
     settings = CleanseSettings(
         image_size=image_size,
         mode=mode,
@@ -59,5 +60,6 @@ def cleanse_images(
     for reason, count in sorted(result.dropped.items()):
         metrics.log_metric(f"dropped_{reason}", count)
     metrics.log_metric("images_per_second", round(result.images_per_second, 1))
+    metrics.log_metric("all_grey", int(result.all_grey))
     Path(report.path).write_text(result.markdown())
     write_metrics_file(metrics)

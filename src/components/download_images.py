@@ -24,6 +24,7 @@ def download_images(
     dual_contrast_loss: bool,
     antialias: bool,
     transparent: bool,
+    greyscale: bool,
     save_every: int,
     seed: int,
     amp: str,

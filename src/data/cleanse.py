@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageChops, ImageFile, ImageOps
 
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 OUTPUT_MODES = ("RGB", "RGBA", "L")
 REPORT_NAME = "cleanse_report.json"
 KEPT = "kept"
+MAX_LISTED = 50  # duplicates named in the Markdown report (all of them are in the JSON)
+GREY_ADVICE = (
+    "**Every kept image is grey.** They were stored as RGB; set the pipeline parameter "
+    "`greyscale=true` to cleanse to one channel and train a 1-channel GAN (less memory and work "
+    "for the same images)."
+)
 POOL_MIN_FILES = 32  # below this, starting processes costs more than it saves
 
 
@@ -70,7 +76,8 @@ class FileOutcome:
     output: str | None = None
     content_hash: str | None = None
     perceptual_hash: int | None = None
-    detail: str = ""
+    detail: str = ""  # for a duplicate: the kept file it repeats
+    grey: bool = False  # an RGB image whose three channels are equal
 
 
 @dataclass
@@ -84,6 +91,8 @@ class CleanseReport:
     images_per_second: float
     outputs: list[str] = field(default_factory=list)
     processes: int = 1  # worker processes that decoded files
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)
+    all_grey: bool = False  # every kept RGB image is grey
 
     @property
     def total(self) -> int:
@@ -97,6 +106,8 @@ class CleanseReport:
             "image_size": self.image_size,
             "mode": self.mode,
             "total": self.total,
+            "duplicates": [{"dropped": a, "kept": b} for a, b in self.duplicates],
+            "all_grey": self.all_grey,
         }
 
     def markdown(self) -> str:
@@ -115,6 +126,13 @@ class CleanseReport:
             lines.append(f"| {reason} | {count} | {examples} |")
         if not self.dropped:
             lines.append("| (nothing dropped) | 0 | |")
+        if self.duplicates:
+            lines += ["", "Duplicates (the first file in name order is kept):", ""]
+            lines += [f"- `{a}` repeats `{b}`" for a, b in self.duplicates[:MAX_LISTED]]
+            if len(self.duplicates) > MAX_LISTED:
+                lines.append(f"- ... {len(self.duplicates) - MAX_LISTED} more in {REPORT_NAME}")
+        if self.all_grey:
+            lines += ["", GREY_ADVICE]
         return "\n".join(lines) + "\n"
 
 
@@ -218,6 +236,17 @@ def process_file(
         output=name,
         content_hash=content_hash,
         perceptual_hash=difference_hash(result),
+        grey=is_grey(result),
+    )
+
+
+def is_grey(image: Image.Image) -> bool:
+    """An RGB image whose red, green and blue channels are identical."""
+    if image.mode != "RGB":
+        return False
+    red, green, blue = image.split()
+    return not ImageChops.difference(red, green).getbbox() and not (
+        ImageChops.difference(green, blue).getbbox()
     )
 
 
@@ -238,24 +267,37 @@ def _chunks(items: list, count: int) -> list[list]:
 
 
 def drop_duplicates(outcomes: list[FileOutcome], max_distance: int) -> list[FileOutcome]:
-    """Marks exact (same decoded pixels) and, optionally, near duplicates; first one wins."""
-    seen_content: set[str] = set()
-    kept_hashes: list[int] = []
+    """Marks exact (same decoded pixels) and, optionally, near duplicates.
+
+    Outcomes come in name order and the first of a group is kept; each dropped one
+    names, in `detail`, the kept file it repeats.
+    """
+    first_with: dict[str, str] = {}
+    kept_hashes: list[tuple[int, str]] = []
     result = []
     for outcome in outcomes:
         if outcome.reason != KEPT:
             result.append(outcome)
             continue
-        if outcome.content_hash in seen_content:
-            result.append(FileOutcome(outcome.source, "duplicate", output=outcome.output))
+        if outcome.content_hash in first_with:
+            original = first_with[outcome.content_hash]
+            result.append(FileOutcome(outcome.source, "duplicate", outcome.output, detail=original))
             continue
-        seen_content.add(outcome.content_hash)
-        if max_distance >= 0 and any(
-            (outcome.perceptual_hash ^ other).bit_count() <= max_distance for other in kept_hashes
-        ):
-            result.append(FileOutcome(outcome.source, "near_duplicate", output=outcome.output))
+        first_with[outcome.content_hash] = outcome.source
+        near = max_distance >= 0 and next(
+            (
+                source
+                for other, source in kept_hashes
+                if (outcome.perceptual_hash ^ other).bit_count() <= max_distance
+            ),
+            None,
+        )
+        if near:
+            result.append(
+                FileOutcome(outcome.source, "near_duplicate", outcome.output, detail=near)
+            )
             continue
-        kept_hashes.append(outcome.perceptual_hash)
+        kept_hashes.append((outcome.perceptual_hash, outcome.source))
         result.append(outcome)
     return result
 
@@ -276,10 +318,11 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
     outcomes = drop_duplicates(outcomes, settings.near_duplicate_distance)
     dropped: Counter = Counter()
     examples: dict[str, list[str]] = defaultdict(list)
-    kept = []
+    kept, grey = [], []
     for outcome in outcomes:
         if outcome.reason == KEPT:
             kept.append(outcome.output)
+            grey.append(outcome.grey)
             continue
         dropped[outcome.reason] += 1
         if len(examples[outcome.reason]) < 3:
@@ -297,7 +340,11 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
         images_per_second=len(files) / seconds if seconds > 0 else 0.0,
         outputs=kept,
         processes=processes,
+        duplicates=[(o.source, o.detail) for o in outcomes if o.reason.endswith("duplicate")],
+        all_grey=bool(grey) and all(grey),
     )
+    if report.all_grey:
+        log.warning(GREY_ADVICE.replace("**", ""))
     log.info(
         "cleansed %d files in %.1fs (%.0f/s): kept %d, dropped %s",
         len(files),

@@ -84,8 +84,7 @@ class TrainConfig:
             checks.at_least("max_nan_restarts", 0, "0 or more")(self.max_nan_restarts),
         ]
         problems += [checks.positive(name)(getattr(self, name)) for name in _POSITIVE]
-        if self.transparent and self.greyscale:
-            problems.append("transparent and greyscale cannot both be on: choose one")
+        problems.append(checks.channels_problem(self.transparent, self.greyscale))
         problems = [problem for problem in problems if problem]
         if problems:
             raise ConfigError.from_problems(problems)

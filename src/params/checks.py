@@ -167,6 +167,12 @@ def dual_contrast_problem(dual_contrast_loss: bool, disc_output_size: int) -> st
     return None
 
 
+def channels_problem(transparent: bool, greyscale: bool) -> str | None:
+    if transparent and greyscale:
+        return "transparent and greyscale cannot both be on: choose RGBA or one grey channel"
+    return None
+
+
 def enough_images_problem(image_count: int, batch_size: int, processes: int = 1) -> str | None:
     """Upstream's loader drops the last partial batch and cycles forever: fewer images hang it.
 

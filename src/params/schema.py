@@ -71,6 +71,7 @@ PARAMS: tuple[Param, ...] = (
     Param("dual_contrast_loss", bool, False, "dual contrastive loss (needs disc_output_size=1)"),
     Param("antialias", bool, False, "blur when up- and downsampling"),
     Param("transparent", bool, False, "keep alpha: cleanse to RGBA and train a 4-channel GAN"),
+    Param("greyscale", bool, False, "cleanse to one grey channel and train a 1-channel GAN"),
     Param("save_every", int, 1000, "checkpoint interval in steps", checks.positive("save_every"),
           local=10),
     Param("seed", int, 0, "training and generation seed",

@@ -50,6 +50,8 @@ def value_problems(values: dict[str, Any]) -> list[str]:
         problems.append(
             checks.dual_contrast_problem(values["dual_contrast_loss"], values["disc_output_size"])
         )
+    if "transparent" in values and "greyscale" in values:
+        problems.append(checks.channels_problem(values["transparent"], values["greyscale"]))
     return [problem for problem in problems if problem]
 
 
