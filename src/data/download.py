@@ -261,15 +261,25 @@ def _select_objects(
     selected, skipped, names = [], [], LocalNames()
     folder_prefix = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/"
     for blob in blobs:
-        relative = safe_relative_path(blob.name.removeprefix(folder_prefix))
-        if relative is None:
-            skipped.append(Skipped(blob.name, "unsafe_name"))
-            log.warning("skipping object with an unsafe name: %r", blob.name)
-        elif not has_image_extension(blob.name):
-            skipped.append(Skipped(blob.name, "not_image_extension"))
-        else:
+        relative = _usable_image_path(blob.name, blob.name.removeprefix(folder_prefix), skipped)
+        if relative is not None:
             selected.append((blob, *names.place(relative)))
     return selected, skipped
+
+
+def _usable_image_path(
+    name: str, relative_name: str, skipped: list[Skipped]
+) -> PurePosixPath | None:
+    """The safe relative path of an image; None (and the reason added to `skipped`) otherwise."""
+    relative = safe_relative_path(relative_name)
+    if relative is None:
+        skipped.append(Skipped(name, "unsafe_name"))
+        log.warning("skipping %r: its name could escape the dataset folder", name)
+    elif not has_image_extension(name):
+        skipped.append(Skipped(name, "not_image_extension"))
+    else:
+        return relative
+    return None
 
 
 def _check_limits(count: int, total_bytes: int, limits: DownloadLimits, what: str) -> None:
@@ -514,15 +524,9 @@ def _extract_members(
     skipped: list[Skipped] = []
     chosen: list[tuple[ArchiveMember, PurePosixPath]] = []
     for member in members:
-        relative = safe_relative_path(member.name)
         if member.is_link_or_special:
             skipped.append(Skipped(member.name, "link_or_special"))
-        elif relative is None:
-            skipped.append(Skipped(member.name, "unsafe_name"))
-            log.warning("skipping archive member with an unsafe name: %r", member.name)
-        elif not has_image_extension(member.name):
-            skipped.append(Skipped(member.name, "not_image_extension"))
-        else:
+        elif (relative := _usable_image_path(member.name, member.name, skipped)) is not None:
             chosen.append((member, relative))
     _check_limits(len(chosen), 0, limits, "the archive")
     entries, names, budget = [], LocalNames(), limits.max_bytes
