@@ -11,9 +11,7 @@ from src.params.schema import PARAMS
 from src.params.values import parse_key_value
 from src.pipeline import DEFAULT_TRAIN_RETRIES
 
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the descriptions' examples as written."""
+HelpFormatter = argparse.RawDescriptionHelpFormatter  # keeps the examples as written
 
 
 def add_build_options(parser: argparse.ArgumentParser) -> None:
