@@ -318,7 +318,7 @@ class _Fetcher:
             )
         except api_exceptions.NotFound as error:
             raise self._changed(blob) from error
-        if not _matches_listing(path, blob):
+        if not _matches_listing(path, blob, pinned):
             raise self._changed(blob)
 
     @staticmethod
@@ -330,15 +330,22 @@ class _Fetcher:
         )
 
 
-def _matches_listing(path: Path, blob) -> bool:
-    """The file's MD5 (or, for composite objects, CRC32C) equals the listed one."""
-    if blob.md5_hash:
-        digest = hashlib.md5(usedforsecurity=False)
-        expected = blob.md5_hash
-    elif blob.crc32c:
+def _matches_listing(path: Path, listed, served) -> bool:
+    """The served object is the listed one: same MD5 (or CRC32C) as the listing.
+
+    The client has already checked the body against the hash the server sent
+    (`served`, from X-Goog-Hash); only without one is the file hashed here.
+    """
+    for checksum in ("md5_hash", "crc32c"):
+        expected, got = getattr(listed, checksum), getattr(served, checksum)
+        if expected and got:
+            return expected == got
+    if listed.md5_hash:
+        digest, expected = hashlib.md5(usedforsecurity=False), listed.md5_hash
+    elif listed.crc32c:
         import google_crc32c
 
-        digest, expected = google_crc32c.Checksum(), blob.crc32c
+        digest, expected = google_crc32c.Checksum(), listed.crc32c
     else:
         return True
     with open(path, "rb") as handle:
