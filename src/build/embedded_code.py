@@ -152,28 +152,10 @@ def rewrite_program(program: str, archive: str) -> str:
     return strip_text(program)
 
 
-def describe_inputs(func: Callable, descriptions: dict[str, str]) -> None:
-    """Adds an `Args:` line for each input named in `descriptions`, for the UIs' help."""
-    lines = [
-        f"    {name}: {text}"
-        for name, text in descriptions.items()
-        if name in inspect.signature(func).parameters
-    ]
-    doc = inspect.getdoc(func) or ""
-    if lines:  # the Args section, where there is one, ends the docstring
-        func.__doc__ = "\n".join([doc if "\nArgs:" in doc else f"{doc}\n\nArgs:", *lines])
-
-
-def project_component(
-    *, base_image: str, packages: Iterable[str], descriptions: dict[str, str] | None = None
-) -> Callable:
-    """Like `@dsl.component`, with the modules the step imports embedded reproducibly.
-
-    `descriptions` documents the inputs (the pipeline parameters' help text).
-    """
+def project_component(*, base_image: str, packages: Iterable[str]) -> Callable:
+    """Like `@dsl.component`, with the modules the step imports embedded reproducibly."""
 
     def decorate(func: Callable):
-        describe_inputs(func, descriptions or {})
         component = dsl.component(
             func,
             base_image=base_image,

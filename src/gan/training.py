@@ -510,13 +510,10 @@ def _train_process(
         )
     seconds = time.monotonic() - started
 
-    if saved is not None and last is None and history:
-        last = StepLosses(
-            torch.tensor(history[-1]["d_loss"]),
-            torch.tensor(history[-1]["g_loss"]),
-            None,
-            torch.tensor(0.0),
-        )
+    # A resumed run with no steps left reports the losses its history ends with.
+    final = (last.d_loss, last.g_loss) if last else None
+    if final is None and history:
+        final = (history[-1]["d_loss"], history[-1]["g_loss"])
     if ranks.is_main:
         export_upstream(
             model_dir,
@@ -535,8 +532,8 @@ def _train_process(
         image_count=len(bank),
         aug_prob=aug_prob,
         nan_restarts=nan_restarts,
-        final_d_loss=last.d_loss if last else None,
-        final_g_loss=last.g_loss if last else None,
+        final_d_loss=final[0] if final else None,
+        final_g_loss=final[1] if final else None,
         world_size=ranks.world_size,
         history=history,
     )

@@ -101,7 +101,6 @@ PARAMS: tuple[Param, ...] = (
 )  # fmt: skip
 
 BY_NAME: dict[str, Param] = {param.name: param for param in PARAMS}
-PARAM_HELP: dict[str, str] = {param.name: param.help for param in PARAMS}
 
 
 def compiled_defaults() -> dict[str, Any]:
