@@ -27,7 +27,7 @@ def worker(kind: str, model_dir: str, out_dir: str, images: int) -> None:
     if kind == "ours":
         from src.gan.sampling import generate_images
 
-        result, _ = generate_images(Path(model_dir), Path(out_dir), count=images, batch_size=32)
+        result = generate_images(Path(model_dir), Path(out_dir), count=images, batch_size=32)
         print("RESULT " + json.dumps({"seconds": result.seconds}))  # sampling + writing files
         return
     else:

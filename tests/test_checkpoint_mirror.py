@@ -33,7 +33,7 @@ def run_attempt(images: Path, out: Path, steps: int, checkpoint_root: str) -> tu
         images=artifact(Dataset, images),
         model=model,
         metrics=metrics,
-        loss_curves=artifact(HTML, out / "loss.html"),
+        training_report=artifact(HTML, out / "loss.html"),
         steps=steps,
         checkpoint_root=checkpoint_root,
         **SMALL,

@@ -117,12 +117,13 @@ def test_artifacts_between_tasks_are_typed(compiled):
         "cleansed": "system.Dataset",
         "metrics": "system.Metrics",
         "report": "system.Markdown",
+        "contact_sheet": "system.HTML",
     }
     assert inputs("train-gan") == {"images": "system.Dataset"}
     assert outputs("train-gan") == {
         "model": "system.Model",
         "metrics": "system.Metrics",
-        "loss_curves": "system.HTML",
+        "training_report": "system.HTML",
     }
     assert inputs("generate-images") == {"model": "system.Model", "real_images": "system.Dataset"}
     assert outputs("generate-images") == {

@@ -41,9 +41,11 @@ def test_cleanse_component_writes_dataset_metrics_and_report(sample_bucket, tmp_
         cleansed=cleansed,
         metrics=metrics,
         report=report,
+        contact_sheet=artifact(HTML, tmp_path / "sheet.html"),
         image_size=32,
     )
     assert cleansed.metadata["image_count"] == metrics.metadata["kept"] == 96
+    assert "Dropped: truncated (1)" in (tmp_path / "sheet.html").read_text()
     assert metrics.metadata["dropped_truncated"] == 1
     assert metrics.metadata["dropped_duplicate"] == 1
     assert "| truncated | 1 |" in Path(report.path).read_text()
@@ -62,7 +64,7 @@ def test_train_component_writes_a_loadable_model_and_metrics(cleansed_sample, tm
         images=artifact(Dataset, cleansed_sample),
         model=model,
         metrics=metrics,
-        loss_curves=curves,
+        training_report=curves,
         image_size=32,
         batch_size=2,
         gradient_accumulate_every=1,
@@ -104,7 +106,9 @@ def test_generate_component_writes_n_pngs_grid_gallery_and_score(
     ).is_file()
     assert samples.metadata["generator"] == "raw"
     assert metrics.metadata["swd_vs_real"] > 0
-    assert Path(gallery.path).read_text().count("data:image/png;base64,") == 6
+    page = Path(gallery.path).read_text()
+    assert page.count("data:image/webp;base64,") == 5 + 16 + 1  # generated, real, interpolation
+    assert metrics.metadata["swd_real_floor"] < metrics.metadata["swd_noise"]
 
 
 @pytest.mark.parametrize(
@@ -116,10 +120,10 @@ def test_alpha_and_grey_images_flow_through_cleanse_train_and_generate(
     raw = artifact(Dataset, tmp_path / "raw")
     run_component(download_images, source_uri=sample_bucket, images=raw, download_workers=4)
     cleansed = artifact(Dataset, tmp_path / "clean")
-    run_component(cleanse_images, raw_images=raw, cleansed=cleansed, metrics=artifact(Metrics, tmp_path / "m1"), report=artifact(Markdown, tmp_path / "r"), image_size=32, **channels)  # fmt: skip
+    run_component(cleanse_images, raw_images=raw, cleansed=cleansed, metrics=artifact(Metrics, tmp_path / "m1"), report=artifact(Markdown, tmp_path / "r"), contact_sheet=artifact(HTML, tmp_path / "cs"), image_size=32, **channels)  # fmt: skip
     assert cleansed.metadata["mode"] == mode
     model = artifact(Model, tmp_path / "model")
-    run_component(train_gan, images=cleansed, model=model, metrics=artifact(Metrics, tmp_path / "m2"), loss_curves=artifact(HTML, tmp_path / "c.html"), image_size=32, batch_size=2, gradient_accumulate_every=1, steps=1, latent_dim=32, fmap_max=16, attn_res_layers="", **channels)  # fmt: skip
+    run_component(train_gan, images=cleansed, model=model, metrics=artifact(Metrics, tmp_path / "m2"), training_report=artifact(HTML, tmp_path / "c.html"), image_size=32, batch_size=2, gradient_accumulate_every=1, steps=1, latent_dim=32, fmap_max=16, attn_res_layers="", **channels)  # fmt: skip
     samples = artifact(Artifact, tmp_path / "s")
     run_component(generate_images, model=model, real_images=cleansed, samples=samples, gallery=artifact(HTML, tmp_path / "g.html"), metrics=artifact(Metrics, tmp_path / "m3"), num_images=2, interpolation_steps=0)  # fmt: skip
     with Image.open(tmp_path / "s" / "image_0000.png") as image:

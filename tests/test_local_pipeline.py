@@ -43,10 +43,10 @@ def test_default_pipeline_runs_end_to_end_on_the_emulator(tmp_path):
     # And the summary links browsable copies of the pages and the logs
     text = summary.text()
     assert "kept 96" in text
-    for name in ("gallery", "losses", "cleanse"):
+    for name in ("gallery", "training", "cleanse"):
         page = summary.run_dir / "report" / f"{name}.html"
         assert page.as_uri() in text and page.stat().st_size > 0
-    assert "data:image/png" in (summary.run_dir / "report" / "gallery.html").read_text()
+    assert "data:image/webp" in (summary.run_dir / "report" / "gallery.html").read_text()
     # And the console was quiet: step lines and progress; the full logs are files without colour
     printed = console.getvalue()
     assert printed.splitlines()[0] == f"run {summary.run.run_id}: {summary.run_dir}"

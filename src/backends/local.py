@@ -12,7 +12,6 @@ finished steps come from its cache, training from its last checkpoint.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import signal
@@ -31,6 +30,8 @@ from src.params.schema import local_defaults
 from src.params.values import resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Where the bundled digits become recognisable at the default local settings (bench/learning_curve.py).
+VISIBLE_RESULT_STEPS = 1500
 
 
 class Interrupted(Exception):
@@ -104,6 +105,15 @@ class LocalRunSummary:
             )
         return "\n".join(self._success_lines())
 
+    @staticmethod
+    def _steps_hint(steps: int) -> list[str]:
+        if steps >= VISIBLE_RESULT_STEPS:
+            return []
+        return [
+            f"  note:      {steps} steps prove the parts work; samples read as digits after about "
+            f"{VISIBLE_RESULT_STEPS} steps here (run --steps {VISIBLE_RESULT_STEPS}; see README)"
+        ]
+
     def _success_lines(self) -> list[str]:
         download = self.steps["download-images"]
         cleanse = self.steps["cleanse-images"]["metrics"]
@@ -129,7 +139,9 @@ class LocalRunSummary:
             f"final d={train.get('final_d_loss', float('nan')):.3f} "
             f"g={train.get('final_g_loss', float('nan')):.3f}",
             f"  generate:  {generate['count']} images ({generate['generator']} generator), "
-            f"SWD vs real {generate['swd']:.3f}",
+            f"SWD vs real {generate['swd']:.3f} (real-vs-real {generate['real_floor']:.3f}, "
+            f"noise {generate['noise']:.3f})",
+            *self._steps_hint(int(train["end_step"])),
             *(f"  {name + ':':<11}{path.as_uri()}" for name, path in self.reports.items()),
             f"  model:     {self.steps['train-gan']['uri']}",
             f"  logs:      {self.run.logs}",
@@ -157,7 +169,7 @@ def read_task_outputs(pipeline_root: Path) -> dict[str, dict[str, Any]]:
                 info.update(metadata)
                 uri = artifact.get("uri", "")
                 local = uri.removeprefix("file://") if uri else str(executor_output.parent / name)
-                if name in ("gallery", "loss_curves", "report"):
+                if name in ("gallery", "training_report", "contact_sheet"):
                     info[name] = local
                 else:
                     info.setdefault("uri", local)
@@ -170,18 +182,15 @@ def publish_reports(run: RunFolder, steps: dict[str, dict[str, Any]]) -> dict[st
     run.report.mkdir(exist_ok=True)
     sources = {
         "gallery": steps.get("generate-images", {}).get("gallery"),
-        "losses": steps.get("train-gan", {}).get("loss_curves"),
-        "cleanse": steps.get("cleanse-images", {}).get("report"),
+        "training": steps.get("train-gan", {}).get("training_report"),
+        "cleanse": steps.get("cleanse-images", {}).get("contact_sheet"),
     }
     published = {}
     for name, source in sources.items():
         if not source or not Path(source).is_file():
             continue
-        text = Path(source).read_text()
-        if name == "cleanse":  # Markdown: shown as written
-            text = f"<!doctype html><meta charset=utf-8><pre>{html.escape(text)}</pre>"
         target = run.report / f"{name}.html"
-        target.write_text(text)
+        target.write_text(Path(source).read_text())
         published[name] = target
     return published
 

@@ -6,7 +6,7 @@
     pipeline_root/    kfp.local's root: task outputs and its cache (reused by --resume)
     checkpoints/      the train step's checkpoint mirror (a resumed run continues from it)
     logs/             pipeline.log (everything) and one <task>.log per step
-    report/           .html copies of the gallery, the loss page and the cleanse report
+    report/           .html copies of the gallery, the training page and the contact sheet
 """
 
 from __future__ import annotations

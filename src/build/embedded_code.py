@@ -103,7 +103,61 @@ def strip_text(source: str) -> str:
             newlines = token.string.count("\n")
             token = token._replace(string='"""' + "\n" * newlines + '"""' if newlines else '""')
         tokens.append(token)
-    return tokenize.untokenize(tokens)
+    return narrow_indents(tokenize.untokenize(tokens))
+
+
+def drop_signature_annotations(source: str) -> str:
+    """Removes one-line annotations of function parameters and returns.
+
+    Only for the shipped modules, where nothing reads them: the component function
+    itself keeps its own (KFP's executor reads them). Class-level annotations stay:
+    dataclasses need them.
+    """
+    spans: dict[int, list[tuple[int, int]]] = {}
+    lines = source.splitlines(keepends=True)
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        arguments = node.args
+        every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+        marked = [(a.annotation, ":") for a in every if a.annotation is not None]
+        if node.returns is not None:
+            marked.append((node.returns, "->"))
+        for annotation, marker in marked:
+            row = annotation.lineno
+            if annotation.end_lineno != row:
+                continue
+            start = lines[row - 1].rindex(marker, 0, annotation.col_offset)
+            spans.setdefault(row, []).append((start, annotation.end_col_offset))
+    for row, cuts in spans.items():
+        line = lines[row - 1]
+        for start, end in sorted(cuts, reverse=True):
+            line = line[:start].rstrip(" ") + line[end:]
+        lines[row - 1] = line
+    return "".join(lines)
+
+
+def narrow_indents(source: str) -> str:
+    """One space per block level instead of four (about 2% off the packed code).
+
+    Lines inside a multi-line string are left alone; a continuation line gets
+    one more space than its block, which Python ignores inside brackets.
+    """
+    depth, depths, inside_string = 0, {}, set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in (tokenize.INDENT, tokenize.DEDENT):
+            depth += 1 if token.type == tokenize.INDENT else -1
+            continue
+        if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+            inside_string.update(range(token.start[0] + 1, token.end[0] + 1))
+        depths.setdefault(token.start[0], depth)
+    lines = source.splitlines(keepends=True)
+    for row, line in enumerate(lines, start=1):
+        if row not in inside_string:
+            blank = row not in depths or not line.strip()
+            lines[row - 1] = "\n" if blank else " " * depths[row] + line.lstrip(" ")
+    return "".join(lines)
 
 
 def archive_b85(files: Iterable[Path], root: Path = SRC_ROOT) -> str:
@@ -115,7 +169,9 @@ def archive_b85(files: Iterable[Path], root: Path = SRC_ROOT) -> str:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(files):
-            data = strip_text(path.read_text()).encode()
+            data = drop_signature_annotations(strip_text(path.read_text())).encode()
+            if path.name == "__init__.py" and not data.strip(b'"\n'):
+                continue  # a namespace package imports the same; the entry costs bytes
             info = tarfile.TarInfo(name=f"{PACKAGE}/{path.relative_to(root).as_posix()}")
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             info.uid = info.gid = 0

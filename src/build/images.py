@@ -35,7 +35,15 @@ GAN = BaseImage(
     "gan",
     "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
     "3.11",
-    ("google-cloud-storage", "lightweight-gan", "kornia", "einops", "pillow", "numpy"),
+    (
+        "google-cloud-storage",
+        "lightweight-gan",
+        "kornia",
+        "einops",
+        "pillow",
+        "numpy",
+        "tensorboardX",
+    ),
     ships=("torch==2.5.1", "torchvision==0.20.1"),
 )
 IMAGES = (DATA, GAN)

@@ -1,6 +1,6 @@
 """Step 2: cleanse raw images into an equal-size training set."""
 
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
 from src.build.embedded_code import project_component
 from src.build.images import DATA
@@ -12,6 +12,7 @@ def cleanse_images(
     cleansed: Output[Dataset],
     metrics: Output[Metrics],
     report: Output[Markdown],
+    contact_sheet: Output[HTML],
     image_size: int,
     transparent: bool,
     greyscale: bool,
@@ -28,6 +29,7 @@ def cleanse_images(
         cleansed: PNGs of image_size x image_size in `mode`, plus cleanse_report.json.
         metrics: kept and dropped counts by reason.
         report: the same as a table, with example file names.
+        contact_sheet: a few kept and dropped images per reason.
         mode: RGB, RGBA or L (transparent and greyscale choose RGBA and L).
         min_side: drop images whose short side is below this (0: image_size / 2).
         min_images: fail if fewer images survive (set to the training batch size).
@@ -40,7 +42,8 @@ def cleanse_images(
 
     from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
-    from src.data.cleanse import CleanseSettings, cleanse_folder
+    from src.data.cleanse import GREY_ADVICE, CleanseSettings, cleanse_folder
+    from src.data.contact_sheet import contact_sheet_html
     from src.data.layout import require_complete
 
     configure_logging()
@@ -53,7 +56,8 @@ def cleanse_images(
         near_duplicate_distance=near_duplicate_distance,
         max_pixels=max_pixels,
     )
-    result = cleanse_folder(require_complete(Path(raw_images.path)), Path(cleansed.path), settings)
+    raw_dir, out_dir = require_complete(Path(raw_images.path)), Path(cleansed.path)
+    result = cleanse_folder(raw_dir, out_dir, settings)
     cleansed.metadata.update({"image_count": result.kept, "image_size": image_size, "mode": mode})
     cleansed.metadata["work_seconds"] = time.monotonic() - started
     metrics.log_metric("kept", result.kept)
@@ -62,4 +66,10 @@ def cleanse_images(
     metrics.log_metric("images_per_second", round(result.images_per_second, 1))
     metrics.log_metric("all_grey", int(result.all_grey))
     Path(report.path).write_text(result.markdown())
+    advice = GREY_ADVICE.replace("**", "") if result.all_grey else ""
+    Path(contact_sheet.path).write_text(
+        contact_sheet_html(
+            raw_dir, out_dir, result.outputs, result.examples, result.dropped, advice
+        )
+    )
     write_metrics_file(metrics)

@@ -25,8 +25,8 @@ def generate_images(
         model: output of train_gan.
         real_images: the cleansed set, for the quality score.
         samples: image_XXXX.png files, grid.png, interpolation.png.
-        gallery: the images inline, for the pipeline UI.
-        metrics: sliced Wasserstein distance (lower is better), images per second.
+        gallery: generated beside real images, the interpolation, scores explained.
+        metrics: SWD against real images with its floor and noise level, images per second.
         interpolation_steps: frames of a latent interpolation strip (0: none).
     """
     import time
@@ -37,13 +37,14 @@ def generate_images(
     from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
     from src.gan.fid import FidScorer, fid_between_folders
-    from src.gan.quality import swd_between_folders
+    from src.gan.gallery import gallery_html
+    from src.gan.quality import load_pair, swd_with_references
     from src.gan.sampling import generate_images as run_generation
 
     configure_logging()
     scorer = FidScorer.from_uri(fid_weights_uri) if fid_weights_uri else None  # fail early
-    out_dir = Path(samples.path)
-    result, page = run_generation(
+    out_dir, real_dir = Path(samples.path), Path(real_images.path)
+    result = run_generation(
         Path(model.path),
         out_dir,
         count=num_images,
@@ -51,17 +52,19 @@ def generate_images(
         which=generator,
         interpolation_steps=interpolation_steps,
     )
-    score = swd_between_folders(Path(real_images.path), out_dir, fake_pattern="image_*.png")
-    samples.metadata.update(result.metadata())
-    samples.metadata["swd"] = score
+    scores = swd_with_references(*load_pair(real_dir, out_dir, fake_pattern="image_*.png"))
+    if scorer is not None:
+        scores["fid"], scores["fid_real_images"] = fid_between_folders(scorer, real_dir, out_dir)
+    samples.metadata.update({**result.metadata(), **scores})
     samples.metadata["work_seconds"] = time.monotonic() - started
-    metrics.log_metric("swd_vs_real", round(score, 4))
+    metrics.log_metric("swd_vs_real", round(scores["swd"], 4))
+    metrics.log_metric("swd_real_floor", round(scores["real_floor"], 4))
+    metrics.log_metric("swd_noise", round(scores["noise"], 4))
     metrics.log_metric("images_per_second", round(result.images_per_second, 2))
     metrics.log_metric("num_images", result.count)
     if scorer is not None:
-        fid, real_count = fid_between_folders(scorer, Path(real_images.path), out_dir)
-        samples.metadata["fid"] = fid
-        metrics.log_metric("fid_vs_real", round(fid, 3))
-        metrics.log_metric("fid_real_images", real_count)
+        metrics.log_metric("fid_vs_real", round(scores["fid"], 3))
+        metrics.log_metric("fid_real_images", scores["fid_real_images"])
+    page = gallery_html(out_dir, real_dir, result.files, scores, result.metadata(), samples.uri)
     Path(gallery.path).write_text(page)
     write_metrics_file(metrics)

@@ -11,7 +11,7 @@ def train_gan(
     images: Input[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
-    loss_curves: Output[HTML],
+    training_report: Output[HTML],
     image_size: int,
     batch_size: int,
     gradient_accumulate_every: int,
@@ -37,9 +37,10 @@ def train_gan(
 
     Args:
         images: output of cleanse_images.
-        model: checkpoint.pt (full state), model_config.json, upstream/ export.
+        model: checkpoint.pt (full state), model_config.json, upstream/ export,
+            progress/ frames and animation, tensorboard/ event files.
         metrics: final losses, steps, steps per second, device.
-        loss_curves: D and G losses against step.
+        training_report: samples from fixed latents over training, loss charts.
     """
     import time
 
@@ -49,8 +50,8 @@ def train_gan(
     from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
     from src.gan.config import TrainConfig
-    from src.gan.loss_plot import loss_curves_html
     from src.gan.training import train_gan as run_training
+    from src.gan.training_report import training_report_html
 
     configure_logging()
     config = TrainConfig.from_params(
@@ -100,5 +101,7 @@ def train_gan(
     ):
         if summary[key] is not None:
             metrics.log_metric(key, round(float(summary[key]), 4))
-    Path(loss_curves.path).write_text(loss_curves_html(result.history, summary))
+    Path(training_report.path).write_text(
+        training_report_html(result.history, result.frames, summary)
+    )
     write_metrics_file(metrics)

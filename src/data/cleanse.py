@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 OUTPUT_MODES = ("RGB", "RGBA", "L")
 REPORT_NAME = "cleanse_report.json"
 KEPT = "kept"
+EXAMPLES = 8  # per drop reason, with their details (the contact sheet shows them)
 MAX_LISTED = 50  # duplicates named in the Markdown report (all of them are in the JSON)
 GREY_ADVICE = (
     "**Every kept image is grey.** They were stored as RGB; set the pipeline parameter "
@@ -84,7 +85,7 @@ class FileOutcome:
 class CleanseReport:
     kept: int
     dropped: dict[str, int]
-    examples: dict[str, list[str]]
+    examples: dict[str, list[tuple[str, str]]]  # reason -> (file, detail), a few of each
     image_size: int
     mode: str
     seconds: float
@@ -102,7 +103,7 @@ class CleanseReport:
         return {
             "kept": self.kept,
             "dropped": dict(sorted(self.dropped.items())),
-            "examples": {k: v for k, v in sorted(self.examples.items())},
+            "examples": {k: [name for name, _ in v] for k, v in sorted(self.examples.items())},
             "image_size": self.image_size,
             "mode": self.mode,
             "total": self.total,
@@ -122,7 +123,8 @@ class CleanseReport:
             "| --- | ---: | --- |",
         ]
         for reason, count in sorted(self.dropped.items()):
-            examples = ", ".join(f"`{name}`" for name in self.examples.get(reason, []))
+            names = [name for name, _ in self.examples.get(reason, [])[:3]]
+            examples = ", ".join(f"`{name}`" for name in names)
             lines.append(f"| {reason} | {count} | {examples} |")
         if not self.dropped:
             lines.append("| (nothing dropped) | 0 | |")
@@ -317,7 +319,7 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
     outcomes, processes = _run_all(items, dest, settings, workers)
     outcomes = drop_duplicates(outcomes, settings.near_duplicate_distance)
     dropped: Counter = Counter()
-    examples: dict[str, list[str]] = defaultdict(list)
+    examples: dict[str, list[tuple[str, str]]] = defaultdict(list)
     kept, grey = [], []
     for outcome in outcomes:
         if outcome.reason == KEPT:
@@ -325,8 +327,8 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
             grey.append(outcome.grey)
             continue
         dropped[outcome.reason] += 1
-        if len(examples[outcome.reason]) < 3:
-            examples[outcome.reason].append(outcome.source)
+        if len(examples[outcome.reason]) < EXAMPLES:
+            examples[outcome.reason].append((outcome.source, outcome.detail))
         if outcome.output:
             (dest / outcome.output).unlink(missing_ok=True)
     seconds = time.monotonic() - started

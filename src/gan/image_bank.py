@@ -22,6 +22,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tiff", ".tif", ".bmp", ".webp")
 _PIL_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
+def image_paths(folder: Path, pattern: str = "*") -> list[Path]:
+    """Image files below `folder`, in sorted order."""
+    return sorted(p for p in folder.rglob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def load_image_folder(
     folder: Path, channels: int, image_size: int | None = None, pattern: str = "*"
 ) -> torch.Tensor:
@@ -29,7 +34,7 @@ def load_image_folder(
 
     All must be `image_size` square; None takes the first image's size.
     """
-    paths = sorted(p for p in folder.rglob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = image_paths(folder, pattern)
     if not paths:
         raise ConfigError(f"no images in {folder}: run the cleanse step first")
     arrays = []

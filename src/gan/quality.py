@@ -86,10 +86,28 @@ def swd(
     return float(np.mean(distances))
 
 
-def swd_between_folders(
+def swd_with_references(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """SWD of `fake` against `real`, beside two references on the same number of images.
+
+    `real_floor`: one half of the real images against the other, the score a
+    perfect generator would get at this sample size. `noise`: uniform noise
+    against the real images, the score of an untrained one.
+    """
+    count = min(len(fake), len(real) // 2) if len(real) > 1 else len(real)
+    first, second = real[:count], real[count : 2 * count]
+    noise = torch.rand(fake[:count].shape, generator=torch.Generator().manual_seed(seed))
+    return {
+        "swd": swd(real, fake, seed=seed),
+        "real_floor": swd(first, second, seed=seed) if len(second) == count else float("nan"),
+        "noise": swd(first, noise, seed=seed),
+        "images": count,
+    }
+
+
+def load_pair(
     real_dir: Path, fake_dir: Path, *, channels: int = 3, limit: int = 512, fake_pattern: str = "*"
-) -> float:
-    """SWD between the images of two folders (at most `limit` from each, same size)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real and generated images as floats in [0, 1], at most `limit` each, the same size."""
     real = load_image_folder(real_dir, channels)[:limit].float() / 255
     fake = load_image_folder(fake_dir, channels, real.shape[-1], fake_pattern)[:limit].float() / 255
-    return swd(real, fake)
+    return real, fake

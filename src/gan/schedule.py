@@ -19,3 +19,8 @@ def averages_ema(step: int) -> bool:
 def resets_ema(step: int) -> bool:
     """Upstream copies G into GE (`reset_parameter_averaging`) on these steps."""
     return step <= EMA_RESETS_UNTIL and step % EMA_RESET_EVERY == EMA_RESET_OFFSET
+
+
+def ema_is_averaged(step: int) -> bool:
+    """Before this, GE is a stale copy of G: samples should come from G itself."""
+    return step > EMA_AVERAGING_STARTS

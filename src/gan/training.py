@@ -47,6 +47,7 @@ from src.gan.data_parallel import (
 from src.gan.image_bank import ImageBank, load_image_folder
 from src.gan.model import build_gan, pick_device
 from src.gan.schedule import applies_gradient_penalty, averages_ema, resets_ema
+from src.gan.training_record import TrainingRecord
 from src.gan.upstream import upstream
 from src.params import checks
 
@@ -68,6 +69,10 @@ class StepLosses:
         self, d_loss: torch.Tensor, g_loss: torch.Tensor, gp: torch.Tensor | None, aux: torch.Tensor
     ) -> None:
         self._values = (d_loss, g_loss, gp, aux)
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor | None, ...]:
+        return self._values
 
     @property
     def d_loss(self) -> float:
@@ -103,6 +108,7 @@ class TrainResult:
     final_g_loss: float | None
     world_size: int = 1
     history: list[dict[str, float]] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def steps_run(self) -> int:
@@ -115,6 +121,7 @@ class TrainResult:
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values.pop("history")
+        values.pop("frames")
         values["steps_per_second"] = self.steps_per_second
         return values
 
@@ -306,7 +313,7 @@ class StepRunner:
         if average_gradients(params, self.ranks, failed=failure is not None):
             raise NonFiniteLoss(failure or "a loss on another training process is not finite")
 
-    def state(self, step: int, history: list[dict[str, float]]) -> dict[str, Any]:
+    def state(self, step: int, record: TrainingRecord) -> dict[str, Any]:
         """Everything to resume exactly; collective with several ranks (each adds its RNG and data order)."""
         own = {"rng": rng_state(), "bank": self.bank.state_dict()}
         others = gather(own, self.ranks)[1:]
@@ -328,7 +335,8 @@ class StepRunner:
             "rng": own["rng"],
             "world_size": self.ranks.world_size,
             "other_ranks": others,
-            "history": history,
+            "history": record.history,
+            "frames": record.frames,
         }
 
     def load_state(self, saved: dict[str, Any]) -> None:
@@ -481,17 +489,17 @@ def _train_process(
         runner.mirror = CheckpointMirror(checkpoint_root)
     amp_name = "off" if amp_dtype is None else str(amp_dtype).removeprefix("torch.")
 
+    record = TrainingRecord(model_dir, config.seed, config.latent_dim, aug_prob, ranks.is_main)
     saved = load_checkpoint(model_dir, map_location=device)
-    history: list[dict[str, float]] = []
+    start_step = 0
     if saved is not None:
         check_compatible(saved, config, model_dir / CHECKPOINT_NAME)
         runner.load_state(saved)
-        history = list(saved["history"])
         start_step = int(saved["step"])
         log.info("resuming from step %d (checkpoint in %s)", start_step, model_dir)
-    else:
-        start_step = 0
-        _save(runner, model_dir, config, 0, history)
+    record.start(saved, start_step)
+    if saved is None:
+        _save(runner, record, model_dir, config, 0)
     log.info(
         "training %d images at %dpx on %s (amp %s, aug_prob %.2f), steps %d -> %d",
         len(bank),
@@ -506,9 +514,11 @@ def _train_process(
     started = time.monotonic()
     with flush_denormals(device):
         step, last, nan_restarts = _train_loop(
-            runner, model_dir, config, start_step, started, history, on_step
+            runner, record, model_dir, config, start_step, started, on_step
         )
     seconds = time.monotonic() - started
+    record.finish()
+    history = record.history
 
     # A resumed run with no steps left reports the losses its history ends with.
     final = (last.d_loss, last.g_loss) if last else None
@@ -536,6 +546,7 @@ def _train_process(
         final_g_loss=final[1] if final else None,
         world_size=ranks.world_size,
         history=history,
+        frames=record.frames,
     )
 
 
@@ -551,9 +562,10 @@ def _seed_rank(seed: int, ranks: Ranks, step: int, attempt: int) -> None:
 
 
 def _save(
-    runner: StepRunner, model_dir: Path, config: TrainConfig, step: int, history: list
+    runner: StepRunner, record: TrainingRecord, model_dir: Path, config: TrainConfig, step: int
 ) -> None:
-    state = runner.state(step, history)  # collective: every rank takes part
+    record.snapshot(runner.gan, step)
+    state = runner.state(step, record)  # collective: every rank takes part
     if runner.ranks.is_main:
         save_checkpoint(model_dir, state, config)
         if runner.mirror is not None:
@@ -562,11 +574,11 @@ def _save(
 
 def _train_loop(
     runner: StepRunner,
+    record: TrainingRecord,
     model_dir: Path,
     config: TrainConfig,
     start_step: int,
     started: float,
-    history: list[dict[str, float]],
     on_step: Callable[[int, StepLosses], None] | None,
 ) -> tuple[int, StepLosses | None, int]:
     """Steps until `config.steps`, logging, checkpointing and recovering from NaN."""
@@ -585,6 +597,7 @@ def _train_loop(
                     f"{step} ({error}): lower learning_rate (now {config.learning_rate}), enable amp='off', or check the data"
                 ) from error
             step = _restart_from_checkpoint(runner, model_dir, config, restarts_in_row, error)
+            record.rewind(step)
             continue
         restarts_in_row = 0
         last = losses
@@ -592,33 +605,26 @@ def _train_loop(
         if on_step is not None:
             on_step(step, losses)
         rate.update(step)
-        if runner.ranks.is_main and (step % config.log_every == 0 or step == config.steps):
-            _log_step(step, config.steps, losses, rate, history, time.monotonic() - started)
+        if runner.ranks.is_main:
+            record.add(losses.tensors)
+            if step % config.log_every == 0 or step == config.steps:
+                row = record.close_interval(step, rate, time.monotonic() - started)
+                _log_step(row, config.steps, rate)
         if step % config.save_every == 0 or step == config.steps:
-            _save(runner, model_dir, config, step, history)
+            _save(runner, record, model_dir, config, step)
     return step, last, nan_restarts
 
 
-def _log_step(
-    step: int,
-    total: int,
-    losses: StepLosses,
-    rate: MovingRate,
-    history: list[dict[str, float]],
-    elapsed: float,
-) -> None:
-    """Records the step's losses and logs the progress line (moving rate, warm-up left out)."""
-    history.append(
-        {"step": step, "d_loss": losses.d_loss, "g_loss": losses.g_loss, "seconds": elapsed}
-    )
+def _log_step(row: dict[str, Any], total: int, rate: MovingRate) -> None:
+    """The progress line: the interval's mean losses, moving rate (warm-up left out), ETA."""
     log.info(
         "step %d/%d  d=%.3f g=%.3f  %s steps/s  ETA %s",
-        step,
+        row["step"],
         total,
-        losses.d_loss,
-        losses.g_loss,
+        row["d_loss"],
+        row["g_loss"],
         f"{rate.rate:.2f}" if rate.rate else "?",
-        rate.eta(total - step),
+        rate.eta(total - row["step"]),
     )
 
 

@@ -1,0 +1,74 @@
+"""The cleanse step's contact sheet: a few kept and dropped images per reason, for a person.
+
+Dropped files are thumbnailed from the raw set when they decode (duplicates,
+small images); broken ones are shown by name and reason only. Thumbnails are
+inlined as small WebPs, so the page stays light for any dataset size.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from PIL import Image
+
+THUMB = 96
+SHOWN = 8
+DECODABLE = ("duplicate", "near_duplicate", "too_small")
+
+
+def thumbnail_uri(path: Path) -> str | None:
+    """A data: URI of a small WebP of the image at `path`, or None when it does not decode."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (THUMB, THUMB))
+            image.thumbnail((THUMB, THUMB))
+            buffer = io.BytesIO()
+            image.convert("RGBA" if "A" in image.getbands() else "RGB").save(
+                buffer, format="WEBP", quality=75
+            )
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _tile(path: Path | None, name: str, note: str = "") -> str:
+    uri = thumbnail_uri(path) if path is not None else None
+    picture = f'<img src="{uri}" alt="">' if uri else '<div class="none">not shown</div>'
+    caption = html.escape(name) + (f"<br><i>{html.escape(note)}</i>" if note else "")
+    return f"<figure>{picture}<figcaption>{caption}</figcaption></figure>"
+
+
+def contact_sheet_html(
+    raw_dir: Path,
+    out_dir: Path,
+    kept: list[str],
+    dropped: dict[str, list[tuple[str, str]]],
+    counts: dict[str, int],
+    advice: str = "",
+) -> str:
+    """`dropped` maps each reason to (file, detail) examples; duplicates' detail is the kept file."""
+    sections = [
+        f"<h3>Kept ({len(kept)})</h3>"
+        + "".join(_tile(out_dir / name, name) for name in kept[:SHOWN])
+    ]
+    for reason, examples in sorted(dropped.items()):
+        tiles = []
+        for source, detail in examples[:SHOWN]:
+            shown = raw_dir / source if reason in DECODABLE else None
+            note = f"repeats {detail}" if reason.endswith("duplicate") else detail
+            tiles.append(_tile(shown, source, note))
+        sections.append(
+            f"<h3>Dropped: {html.escape(reason)} ({counts[reason]})</h3>{''.join(tiles)}"
+        )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Cleanse</title><style>"
+        "body{font-family:sans-serif;margin:12px}figure{display:inline-block;width:110px;"
+        "margin:3px;vertical-align:top;text-align:center}img,.none{width:96px;height:96px;"
+        "object-fit:contain;background:#f4f4f4}.none{display:flex;align-items:center;"
+        "justify-content:center;color:#999;font-size:11px}figcaption{font-size:10px;"
+        f"word-break:break-all}}</style></head><body><h2>Cleanse contact sheet</h2>"
+        f"<p>{html.escape(advice)}</p>{''.join(sections)}</body></html>"
+    )

@@ -1,0 +1,103 @@
+"""The generate step's page: generated images beside real ones, the interpolation, scores explained.
+
+Images are inlined as small WebP thumbnails (at most 256 px wide, never enlarged
+beyond 2x), each linking to its full PNG in the samples artifact, so 64 images
+at 256 px stay well under 3 MB.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from src.gan.image_bank import image_paths
+from src.gan.render import thumbnail
+
+CAP = 256
+REAL_SHOWN = 16
+EXPLAIN = {
+    "swd": "Sliced Wasserstein distance between the 7x7 patch statistics of generated and real "
+    "images (Karras et al. 2018). Lower is better.",
+    "real_floor": "The same distance between two halves of the real images: what a perfect "
+    "generator scores with this many images.",
+    "noise": "Uniform noise against the real images: what an untrained generator scores.",
+    "fid": "Fréchet Inception Distance on Inception-v3 features. Lower is better; "
+    "compare runs only at the same image count.",
+}
+
+
+def browser_link(uri: str) -> str:
+    """A link a browser opens: gs:// objects through the Cloud console's authenticated host."""
+    if uri.startswith("gs://"):
+        return "https://storage.cloud.google.com/" + uri.removeprefix("gs://")
+    return uri
+
+
+def _figure(path: Path, link: str, caption: str, cap: int = CAP) -> str:
+    with Image.open(path) as image:
+        width = min(cap, image.width * 2 if image.width < 64 else image.width)
+    webp = base64.b64encode(thumbnail(path.read_bytes(), cap)).decode()
+    return (
+        f'<figure><a href="{html.escape(link)}"><img width="{width}" alt="{html.escape(caption)}" '
+        f'src="data:image/webp;base64,{webp}"></a><figcaption>{html.escape(caption)}</figcaption></figure>'
+    )
+
+
+def _scores_table(scores: dict[str, float]) -> str:
+    rows = "".join(
+        f"<tr><th>{key}</th><td>{scores[key]:.4f}</td><td>{html.escape(text)}</td></tr>"
+        for key, text in EXPLAIN.items()
+        if key in scores and math.isfinite(scores[key])
+    )
+    span = scores.get("noise", 0) - scores.get("real_floor", 0)
+    verdict = ""
+    if span > 0:
+        share = (scores["noise"] - scores["swd"]) / span
+        verdict = (
+            f"<p>The generator has come {share:.0%} of the way from noise to the real-vs-real floor "
+            f"(SWD, {scores['images']} images each).</p>"
+        )
+    return f"<table>{rows}</table>{verdict}"
+
+
+def gallery_html(
+    samples_dir: Path,
+    real_dir: Path,
+    files: list[str],
+    scores: dict[str, float],
+    meta: dict[str, Any],
+    samples_uri: str = "",
+) -> str:
+    """The whole page; `samples_uri` (the artifact's URI) makes each image link to its PNG."""
+    base = browser_link(samples_uri).rstrip("/")
+    generated = "".join(
+        _figure(samples_dir / name, f"{base}/{name}" if base else name, name)
+        for name in files
+        if name.startswith("image_")
+    )
+    reals = image_paths(real_dir)
+    real = "".join(_figure(path, path.name, path.name) for path in reals[:REAL_SHOWN])
+    strip = ""
+    if (samples_dir / "interpolation.png").is_file():
+        link = f"{base}/interpolation.png" if base else "interpolation.png"
+        strip = "<h3>Interpolation between two latents</h3>" + _figure(
+            samples_dir / "interpolation.png", link, "interpolation.png", cap=4 * CAP
+        )
+    details = ", ".join(f"{k}: {v}" for k, v in sorted(meta.items()))
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Samples</title><style>"
+        "body{font-family:sans-serif;margin:12px}figure{display:inline-block;margin:3px;"
+        "text-align:center}img{image-rendering:pixelated;max-width:100%}figcaption{font-size:10px;"
+        "color:#555}table{border-collapse:collapse;font-size:13px}th,td{padding:3px 8px;"
+        "text-align:left;border-bottom:1px solid #eee}.cols{display:flex;flex-wrap:wrap;gap:16px}"
+        ".cols section{flex:1 1 320px}</style></head><body>"
+        f"<h2>Lightweight GAN samples, step {meta.get('step')}</h2>{_scores_table(scores)}"
+        f"<p>{html.escape(details)}</p><div class='cols'><section><h3>Generated</h3>{generated}"
+        f"</section><section><h3>Real training images ({min(len(reals), REAL_SHOWN)} of "
+        f"{len(reals)})</h3>{real}</section></div>{strip}</body></html>"
+    )

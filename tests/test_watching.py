@@ -1,0 +1,189 @@
+"""What a person watches: progress frames, interval means, TensorBoard, the pages."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src.data.cleanse import CleanseSettings, cleanse_folder
+from src.data.contact_sheet import contact_sheet_html
+from src.gan.config import TrainConfig
+from src.gan.gallery import gallery_html
+from src.gan.progress_frames import ANIMATION, FOLDER
+from src.gan.quality import load_pair, swd_with_references
+from src.gan.sampling import generate_images
+from src.gan.tensorboard_log import FOLDER as BOARD
+from src.gan.training import train_gan
+from src.gan.training_report import ticks, training_report_html
+from tests.conftest import SMOKE
+
+WATCHED = replace(SMOKE, steps=8, save_every=2, log_every=4)
+
+
+def board(model_dir: Path) -> EventAccumulator:
+    events = EventAccumulator(str(model_dir / BOARD), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+@pytest.fixture(scope="module")
+def straight(cleansed_sample, tmp_path_factory):
+    """An uninterrupted 8-step run, recording each step's losses as the loop sees them."""
+    model_dir = tmp_path_factory.mktemp("straight")
+    seen = []
+    result = train_gan(
+        cleansed_sample,
+        model_dir,
+        WATCHED,
+        on_step=lambda step, losses: seen.append((step, losses)),
+    )
+    return model_dir, result, seen
+
+
+def test_a_frame_is_kept_at_every_checkpoint_and_the_animation_holds_them(straight):
+    model_dir, result, _ = straight
+    assert [f["step"] for f in result.frames] == [0, 2, 4, 6, 8]
+    files = sorted(p.name for p in (model_dir / FOLDER).glob("step_*.png"))
+    assert files == [f"step_{s:06d}.png" for s in (0, 2, 4, 6, 8)]
+    with Image.open(model_dir / FOLDER / ANIMATION) as animation:
+        assert animation.format == "WEBP" and animation.n_frames == 5
+    # Frames are made from the same latents: they change only because the weights did.
+    assert result.frames[0]["png"] != result.frames[-1]["png"]
+
+
+def test_a_run_resumed_into_an_empty_folder_continues_the_same_frames_and_curves(
+    cleansed_sample, straight, tmp_path
+):
+    straight_dir, straight_result, _ = straight
+    first = tmp_path / "first"
+    train_gan(cleansed_sample, first, replace(WATCHED, steps=4))
+    # A retried task gets an empty folder with only the mirrored checkpoint in it.
+    second = tmp_path / "second"
+    second.mkdir()
+    shutil.copy(first / "checkpoint.pt", second / "checkpoint.pt")
+    resumed = train_gan(cleansed_sample, second, WATCHED)
+    assert resumed.start_step == 4
+    assert [f["png"] for f in resumed.frames] == [f["png"] for f in straight_result.frames]
+    assert sorted(p.name for p in (second / FOLDER).glob("*.png")) == sorted(
+        p.name for p in (straight_dir / FOLDER).glob("*.png")
+    )
+    events = board(second)
+    assert [e.step for e in events.Scalars("loss/discriminator")] == [4, 8]
+    assert [e.step for e in events.Images("samples/fixed_latents")] == [0, 2, 4, 6, 8]
+
+
+def test_history_rows_are_means_over_each_logging_interval(straight):
+    _, result, seen = straight
+    by_step = {step: losses for step, losses in seen}
+    for row in result.history:
+        interval = [by_step[s] for s in range(row["step"] - WATCHED.log_every + 1, row["step"] + 1)]
+        assert row["d_loss"] == pytest.approx(sum(x.d_loss for x in interval) / len(interval))
+        assert row["g_loss"] == pytest.approx(sum(x.g_loss for x in interval) / len(interval))
+        assert row["aux"] == pytest.approx(sum(x.aux for x in interval) / len(interval))
+        penalties = [x.gp for x in interval if x.gp is not None]
+        assert row["gp"] == pytest.approx(sum(penalties) / len(penalties))
+        assert 0 <= row["aug_prob"] <= 1
+
+
+def test_tensorboard_reads_every_scalar_and_frame(straight):
+    model_dir, result, _ = straight
+    events = board(model_dir)
+    tags = events.Tags()
+    for tag in ("loss/discriminator", "loss/generator", "loss/gradient_penalty", "loss/discriminator_aux", "augmentation/probability"):  # fmt: skip
+        assert tag in tags["scalars"]
+    values = [e.value for e in events.Scalars("loss/generator")]
+    assert values == pytest.approx([row["g_loss"] for row in result.history])
+    images = events.Images("samples/fixed_latents")
+    assert [i.step for i in images] == [f["step"] for f in result.frames]
+    assert images[-1].width == Image.open(model_dir / FOLDER / "step_000008.png").width
+
+
+def test_ticks_are_round_and_span_the_range():
+    assert ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert ticks(-3.7, 12.2) == pytest.approx([0.0, 5.0, 10.0])
+    for low, high in ((0.013, 0.0171), (3, 2000), (-5.5, -1.2)):
+        marks = ticks(low, high)
+        assert low <= marks[0] and marks[-1] <= high and len(marks) >= 2
+
+
+def test_training_page_is_self_contained_rounded_and_scales(straight):
+    _, result, _ = straight
+    page = training_report_html(result.history, result.frames, result.as_dict())
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)  # no external fetches
+    assert page.count("<svg viewBox=") == 3 and "width:100%" in page
+    for title in ("Discriminator and generator loss", "Gradient penalty", "Augmentation"):
+        assert title in page
+    assert "step 0" in page and "step 8" in page and "data:image/webp;base64," in page
+    text = re.sub(r'(points|src|d)="[^"]*"', "", page)
+    assert not re.search(r"\d\.\d{6,}", text), "unrounded numbers on the page"
+
+
+def test_gallery_compares_with_real_images_and_explains_the_scores(trained_model, cleansed_sample, tmp_path):  # fmt: skip
+    out = tmp_path / "samples"
+    result = generate_images(trained_model, out, count=8, interpolation_steps=4)
+    scores = swd_with_references(*load_pair(cleansed_sample, out, fake_pattern="image_*.png"))
+    assert scores["real_floor"] < scores["noise"]
+    page = gallery_html(
+        out, cleansed_sample, result.files, scores, result.metadata(), "gs://b/run/samples"
+    )
+    assert "Real training images (16 of 96)" in page
+    assert 'href="https://storage.cloud.google.com/b/run/samples/image_0003.png"' in page
+    assert "Interpolation" in page and "real_floor" in page and "noise" in page
+    assert f"{scores['swd']:.4f}" in page
+
+
+def test_gallery_of_64_images_at_256_px_stays_under_3_mb(cleansed_sample, tmp_path):
+    big = tmp_path / "real256"
+    cleanse_folder(Path("data/sample"), big, CleanseSettings(image_size=256, min_side=1, workers=1))
+    config = TrainConfig(image_size=256, batch_size=2, steps=1, latent_dim=32, fmap_max=16, save_every=1)  # fmt: skip
+    train_gan(big, tmp_path / "model", config)
+    out = tmp_path / "samples"
+    result = generate_images(tmp_path / "model", out, count=64, interpolation_steps=8)
+    scores = swd_with_references(*load_pair(big, out, fake_pattern="image_*.png"))
+    page = gallery_html(out, big, result.files, scores, result.metadata())
+    assert page.count("<img") == 64 + 16 + 1
+    assert len(page.encode()) < 3_000_000, f"{len(page.encode())} bytes"
+    widths = [int(w) for w in re.findall(r'<img width="(\d+)"', page)]
+    assert max(widths[:-1]) == 256 and widths[-1] <= 1024  # the strip may be wider
+
+
+def test_contact_sheet_shows_kept_and_dropped_images_per_reason(zoo_report):
+    root, out, report = zoo_report
+    page = contact_sheet_html(root, out, report.outputs, report.examples, report.dropped)
+    for reason, count in report.dropped.items():
+        assert f"Dropped: {reason} ({count})" in page
+    assert f"Kept ({report.kept})" in page
+    assert "repeats original.png" in page
+    thumbnails = page.count("data:image/webp;base64,")
+    assert thumbnails >= min(report.kept, 8) + 1  # kept ones plus at least the duplicate
+    assert "not shown" in page  # broken files are named, not drawn
+
+
+@pytest.fixture
+def zoo_report(tmp_path):
+    from tests.test_image_cleanse import build_zoo
+
+    root, out = tmp_path / "zoo", tmp_path / "out"
+    root.mkdir()
+    build_zoo(root)
+    report = cleanse_folder(
+        root, out, CleanseSettings(image_size=32, max_pixels=4_000_000, workers=1)
+    )
+    return root, out, report
+
+
+def test_swd_references_bracket_a_real_and_a_noise_sample(cleansed_sample):
+    images = load_pair(cleansed_sample, cleansed_sample)[0]
+    noise = torch.rand(images[:32].shape, generator=torch.Generator().manual_seed(3))
+    on_noise = swd_with_references(images, noise)
+    on_real = swd_with_references(images, images[48:80])
+    assert on_real["real_floor"] < on_noise["swd"]
+    assert on_noise["swd"] == pytest.approx(on_noise["noise"], rel=0.25)
+    assert on_real["swd"] < on_real["noise"] / 2
