@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the strip goes")
     args = parser.parse_args()
 
     from src.data.cleanse import CleanseSettings, cleanse_folder
@@ -79,13 +80,14 @@ def main() -> None:
         f"{last['step']}: {last['swd'] / last['noise']:.2f}x the noise level, "
         f"{last['swd'] / last['real_floor']:.2f}x the real-vs-real floor"
     )
-    RESULTS.mkdir(exist_ok=True)
-    progress_strip(result.frames, RESULTS / "learning_strip.png")
-    (RESULTS / "learning_progress.webp").write_bytes(
+    results = args.results
+    results.mkdir(parents=True, exist_ok=True)
+    progress_strip(result.frames, results / "learning_strip.png")
+    (results / "learning_progress.webp").write_bytes(
         (work / "model" / FOLDER / ANIMATION).read_bytes()
     )
-    (RESULTS / "learning_curve.json").write_text(json.dumps(rows, indent=1))
-    print(f"strip: {RESULTS / 'learning_strip.png'}; curve: {RESULTS / 'learning_curve.json'}")
+    (results / "learning_curve.json").write_text(json.dumps(rows, indent=1))
+    print(f"strip: {results / 'learning_strip.png'}; curve: {results / 'learning_curve.json'}")
 
 
 if __name__ == "__main__":

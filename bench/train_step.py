@@ -22,17 +22,35 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import ROOT
 
 
 def prepare_images(folder: Path, image_size: int, count: int) -> None:
+    """`count` cleansed sample images (repeated as needed): PNG files for upstream's loader,
+    and the same pixels as our cleansed array, which ours reads."""
+    import tempfile
+
+    from PIL import Image
+
+    from src.common.image_array import load_array
+    from src.common.image_array_writer import ArrayWriter
     from src.data.cleanse import CleanseSettings, cleanse_folder
 
-    source = ROOT / "data" / "sample"
-    cleanse_folder(source, folder, CleanseSettings(image_size=image_size, min_side=1))
-    existing = sorted(folder.glob("*.png"))
-    for index in range(count - len(existing)):  # pad to `count` by copying
-        (folder / f"copy_{index:04d}.png").write_bytes(existing[index % len(existing)].read_bytes())
+    cleansed = Path(tempfile.mkdtemp(prefix="bench-cleansed-"))
+    settings = CleanseSettings(image_size=image_size, min_side=1)
+    cleanse_folder(ROOT / "data" / "sample", cleansed, settings)
+    array, _ = load_array(cleansed)
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = ArrayWriter(folder, array.shape[1:])
+    for index in range(max(count, len(array))):
+        row = np.asarray(array[index % len(array)])
+        writer.append(row, f"img_{index:05d}.png")
+        Image.fromarray(row.squeeze(-1) if row.shape[-1] == 1 else row).save(
+            folder / f"img_{index:05d}.png"
+        )
+    writer.close()
 
 
 def run_ours(args: argparse.Namespace) -> dict:

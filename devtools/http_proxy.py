@@ -3,6 +3,10 @@
 It forwards each request to `upstream` (the emulator) with http.client. Every
 request first sleeps `delay_s`, and so does every response (so the round trip
 gains 2 x delay_s); `fail_every`=N answers every Nth request with 503 instead.
+`bytes_per_s` caps each response body's rate: it is written in 64 KiB pieces, each
+followed by the sleep that holds the pace. A client connection carries one
+response at a time, so this is a cap per connection, like a per-stream limit on
+a long-distance link.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class HttpProxy:
     after_request: Callable[[int], None] | None = None
     cut_body: Callable[[str], bool] | None = None  # send half of this response's body, then close
     stall: Callable[[str], bool] | None = None  # never answer this request (until stop())
+    bytes_per_s: float = 0.0  # 0: no cap
     count: int = 0
     paths: list[str] = field(default_factory=list)  # every request's path, in order
     failures: int = 0
@@ -97,7 +102,7 @@ class HttpProxy:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                proxy.send_paced(self.wfile, data)
                 if proxy.after_request:
                     proxy.after_request(number)
 
@@ -107,6 +112,18 @@ class HttpProxy:
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
+
+    def send_paced(self, out, data: bytes, piece: int = 64 * 1024) -> None:
+        """Writes `data`, no faster than `bytes_per_s` when a cap is set."""
+        if not self.bytes_per_s:
+            out.write(data)
+            return
+        started = time.monotonic()
+        for offset in range(0, len(data), piece):
+            out.write(data[offset : offset + piece])
+            ahead = (offset + piece) / self.bytes_per_s - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
 
     def stop(self) -> None:
         self.stopped.set()

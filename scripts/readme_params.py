@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import PARAMS
 
 
@@ -15,4 +16,4 @@ def cell(value: object) -> str:
 print("| parameter | compiled default | local default | meaning |")
 print("| --- | --- | --- | --- |")
 for p in PARAMS:
-    print(f"| `{p.name}` | {cell(p.compiled)} | {cell(p.local_default)} | {p.help} |")
+    print(f"| `{p.name}` | {cell(p.compiled)} | {cell(p.local_default)} | {DESCRIPTIONS[p.name]} |")

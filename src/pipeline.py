@@ -24,6 +24,7 @@ from src.build.embedded_code import for_image
 from src.build.ir_yaml import rewrite_unfolded
 from src.common.errors import ConfigError
 from src.components import cleanse_images, download_images, generate_images, train_gan
+from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import PARAMS
 
 PIPELINE_NAME = "lightweight-gan"
@@ -67,7 +68,10 @@ def pipeline_signature() -> inspect.Signature:
 def pipeline_docstring() -> str:
     """Description plus one `Args:` line per parameter: the UIs show them as help."""
     lines = ["Download, cleanse, train and sample a Lightweight GAN.", "", "Args:"]
-    lines += [f"    {p.name}: {p.help}" for p in sorted(PARAMS, key=lambda p: not p.required)]
+    lines += [
+        f"    {p.name}: {DESCRIPTIONS[p.name]}"
+        for p in sorted(PARAMS, key=lambda p: not p.required)
+    ]
     return "\n".join(lines)
 
 

@@ -33,3 +33,50 @@ def test_download_benchmark_prints_a_ratio():
 def test_generation_benchmark_prints_a_ratio():
     output = run_bench("bench.generate_speed", "--images", "4", "--steps", "1")
     assert re.search(r"speed-up: \d+\.\d+x", output)
+
+
+def test_archive_benchmark_prints_a_ratio():
+    output = run_bench(
+        "bench.archive_download",
+        "--mib",
+        "72",
+        "--cap-mb-s",
+        "200",
+        "--rtt-ms",
+        "2",
+        "--repeats",
+        "1",
+    )
+    assert re.search(r"speed-up: \d+\.\d+x", output)
+
+
+def test_boundary_benchmark_prints_a_ratio():
+    output = run_bench(
+        "bench.artifact_boundary", "--images", "30", "--repeats", "1", "--rtt-ms", "1"
+    )
+    assert re.search(r"30 images: 31 files vs 2", output)
+    assert re.search(r"speed-up: \d+\.\d+x", output)
+
+
+def test_growth_benchmark_prints_both_ratios():
+    output = run_bench(
+        "bench.growth", "--small", "40", "--large", "80", "--repeats", "1", "--rtt-ms", "2"
+    )
+    assert re.search(r"download: .* ratio \d+\.\d+; peak memory", output)
+    assert re.search(r"cleanse: .* ratio \d+\.\d+; peak memory", output)
+
+
+def test_learning_benchmark_prints_swd_beside_floor_and_noise(tmp_path):
+    output = run_bench(
+        "bench.learning_curve",
+        "--steps",
+        "2",
+        "--every",
+        "1",
+        "--images",
+        "8",
+        "--results",
+        str(tmp_path),
+    )
+    assert re.search(r"^\s+2\s+\d\.\d{3}\s+\d\.\d{3}\s+\d\.\d{3}", output, re.M)
+    assert (tmp_path / "learning_strip.png").is_file()

@@ -17,13 +17,10 @@ from devtools.http_proxy import HttpProxy
 from src.backends.emulator import anonymous_client
 from src.data.download import DownloadLimits, download_dataset
 from src.data.layout import DownloadError
+from tests.support.datasets import dataset_files, shard_members
 
 PNG = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def files_under(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
 
 def manifest(dest: Path) -> dict:
@@ -46,7 +43,7 @@ def test_a_name_that_is_both_file_and_folder_keeps_both_objects(fresh_bucket, gc
     assert [o["name"] for o in objects] == ["set/x.png", "set/x.png/y.png", "set/z.png"]
     renamed = [o for o in objects if o["renamed"]]
     assert [o["renamed"] for o in renamed] == ["renamed_name_clash"]
-    stored = (tmp_path / "ds" / "images" / renamed[0]["path"]).read_bytes()
+    stored = shard_members(tmp_path / "ds")[renamed[0]["path"]]
     assert stored == PNG + b"set/x.png/y.png"
     assert result.skipped == {"renamed_name_clash": 1}
 
@@ -82,7 +79,7 @@ def test_a_member_named_twice_is_counted_not_written_over(fresh_bucket, gcs_clie
     result = download_dataset(
         f"gs://{fresh_bucket.name}/twice.zip", tmp_path / "ds", client=gcs_client
     )
-    assert (tmp_path / "ds" / "images" / "cat.png").read_bytes() == PNG
+    assert shard_members(tmp_path / "ds")["cat.png"] == PNG
     listed = manifest(tmp_path / "ds")
     assert [o["path"] for o in listed["objects"]] == ["cat.png"]
     assert listed["skipped"] == [{"name": "cat.png", "reason": "duplicate_member"}]
@@ -108,7 +105,7 @@ def test_a_zip_bomb_member_is_refused_while_streaming(
     )
     # Then the bomb is dropped and counted, the real image kept, and little was ever written
     assert result.skipped == {reason: 1} and result.object_count == 1
-    assert files_under(tmp_path / "ds") == {"images/real.png", "manifest.json"}
+    assert dataset_files(tmp_path / "ds") == {"images/real.png", "manifest.json"}
 
 
 def test_a_tar_that_unpacks_beyond_max_bytes_fails_and_leaves_nothing(
@@ -129,7 +126,7 @@ def test_a_tar_that_unpacks_beyond_max_bytes_fails_and_leaves_nothing(
             client=gcs_client,
             limits=DownloadLimits(max_bytes=5 * 1024**2),
         )
-    assert files_under(tmp_path / "ds") == set()
+    assert dataset_files(tmp_path / "ds") == set()
 
 
 def test_a_body_cut_off_mid_stream_is_retried(emulator, fresh_bucket, tmp_path):
@@ -152,7 +149,7 @@ def test_a_body_cut_off_mid_stream_is_retried(emulator, fresh_bucket, tmp_path):
         proxy.stop()
     assert len(cut) == 4  # every object's first body was cut
     assert result.object_count == 4 and result.skipped == {}
-    assert all(p.read_bytes() == PNG * 20 for p in (tmp_path / "ds" / "images").glob("*.png"))
+    assert all(data == PNG * 20 for data in shard_members(tmp_path / "ds").values())
 
 
 def test_a_stuck_object_is_skipped_after_its_timeout_and_the_rest_arrive(
@@ -198,7 +195,7 @@ def test_an_object_replaced_during_the_download_fails_and_says_so(
             )
     finally:
         proxy.stop()
-    assert files_under(tmp_path / "ds") == set()
+    assert dataset_files(tmp_path / "ds") == set()
 
 
 CHILD = """
@@ -206,6 +203,7 @@ import sys
 from pathlib import Path
 from src.data.download import download_dataset
 from src.data.layout import DownloadError
+from tests.support.datasets import dataset_files, shard_members
 try:
     download_dataset("gs://any-bucket/images/", Path(sys.argv[1]))
 except DownloadError as error:
@@ -239,3 +237,66 @@ def test_missing_credentials_say_how_to_get_them(tmp_path):
     assert result.returncode == 3, result.stderr[-2000:]
     assert "no Google credentials found" in result.stdout
     assert "gcloud auth application-default login" in result.stdout
+
+
+def tar_of_random_members(count: int, size: int) -> tuple[bytes, dict[str, bytes]]:
+    """An uncompressed tar of `count` incompressible members named like images."""
+    members = {f"img_{i}.png": PNG + os.urandom(size) for i in range(count)}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue(), members
+
+
+SLICED = DownloadLimits(slice_bytes=256 * 1024)
+
+
+def test_a_large_archive_arrives_in_parallel_slices_and_unpacks_whole(
+    emulator, fresh_bucket, tmp_path
+):
+    data, members = tar_of_random_members(6, 300 * 1024)
+    fresh_bucket.blob("big.tar").upload_from_string(data)
+    proxy = HttpProxy(emulator.url).start()
+    try:
+        result = download_dataset(
+            f"gs://{fresh_bucket.name}/big.tar",
+            tmp_path / "ds",
+            client=anonymous_client(proxy.url),
+            workers=4,
+            limits=SLICED,
+        )
+    finally:
+        proxy.stop()
+    media = [p for p in proxy.paths if "alt=media" in p]
+    assert len(media) == -(-len(data) // SLICED.slice_bytes)  # one request per slice
+    assert result.object_count == 6
+    for name, content in members.items():
+        assert shard_members(tmp_path / "ds")[name] == content
+
+
+def test_an_archive_replaced_during_a_sliced_download_fails_and_says_so(
+    emulator, fresh_bucket, tmp_path
+):
+    data, _ = tar_of_random_members(4, 300 * 1024)
+    fresh_bucket.blob("big.tar").upload_from_string(data)
+
+    def replace_after_listing(number: int) -> None:
+        if number == 1:
+            fresh_bucket.blob("big.tar").upload_from_string(data[:-1024] + bytes(1024))
+
+    proxy = HttpProxy(emulator.url, after_request=replace_after_listing).start()
+    try:
+        with pytest.raises(DownloadError, match=r"big\.tar changed while downloading"):
+            download_dataset(
+                f"gs://{fresh_bucket.name}/big.tar",
+                tmp_path / "ds",
+                client=anonymous_client(proxy.url),
+                workers=4,
+                limits=SLICED,
+            )
+    finally:
+        proxy.stop()
+    assert dataset_files(tmp_path / "ds") == set()

@@ -11,6 +11,7 @@ from PIL import Image
 
 from src.components import cleanse_images, download_images, generate_images, train_gan
 from tests.support.components import run_component
+from tests.support.datasets import cleansed_images, shard_members
 
 
 def artifact(kind, path: Path):
@@ -24,7 +25,7 @@ def test_download_component_fills_dataset_and_metadata(sample_bucket, tmp_path):
     assert images.metadata["object_count"] == len(manifest["objects"]) == 101
     assert images.metadata["manifest_sha256"] == manifest["sha256"]
     assert images.metadata["source_uri"] == sample_bucket
-    assert (tmp_path / "raw" / "images" / "digit_000.png").is_file()
+    assert "digit_000.png" in shard_members(tmp_path / "raw")
 
 
 def test_cleanse_component_writes_dataset_metrics_and_report(sample_bucket, tmp_path):
@@ -49,8 +50,8 @@ def test_cleanse_component_writes_dataset_metrics_and_report(sample_bucket, tmp_
     assert metrics.metadata["dropped_truncated"] == 1
     assert metrics.metadata["dropped_duplicate"] == 1
     assert "| truncated | 1 |" in Path(report.path).read_text()
-    pngs = sorted((tmp_path / "clean").glob("*.png"))
-    assert len(pngs) == 96 and Image.open(pngs[0]).size == (32, 32)
+    images = cleansed_images(tmp_path / "clean")
+    assert len(images) == 96 and next(iter(images.values())).size == (32, 32)
 
 
 def test_train_component_writes_a_loadable_model_and_metrics(cleansed_sample, tmp_path):

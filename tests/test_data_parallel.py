@@ -13,6 +13,7 @@ from src.gan.data_parallel import run_on_ranks
 from src.gan.image_bank import ImageBank
 from src.gan.training import train_gan
 from tests.conftest import SMOKE
+from tests.support.datasets import cleansed_images
 from tests.support.rank_gradients import half_batch_gradients
 
 
@@ -61,7 +62,7 @@ def test_two_processes_train_in_step_and_resume_exactly(cleansed_sample, tmp_pat
 
 
 def test_an_error_in_a_rank_is_raised_with_its_own_type_and_message(cleansed_sample, tmp_path):
-    images = len(list(cleansed_sample.glob("*.png")))
+    images = len(cleansed_images(cleansed_sample))
     config = replace(SMOKE, batch_size=images // 2 + 1)
     with pytest.raises(ConfigError, match="per training process"):
         train_gan(cleansed_sample, tmp_path / "model", config, world_size=2)

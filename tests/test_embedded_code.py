@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import ast
-import base64
-import io
-import lzma
 import shutil
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -17,9 +13,16 @@ import yaml
 from devtools.compiled_steps import executor_input, load_spec, metrics_of, run_step
 from src import components
 from src.backends.sample import SAMPLE_DIR
-from src.build.embedded_code import SRC_ROOT, archive_b85, step_modules, strip_text
+from src.build.embedded_code import (
+    SRC_ROOT,
+    archive_b85,
+    step_modules,
+    strip_text,
+    unpack_archive,
+)
 from src.params.schema import local_defaults
 from src.pipeline import COMPILED_DIR, COMPILED_FILES
+from tests.support.datasets import cleansed_images, raw_dataset
 
 SPEC = load_spec(COMPILED_DIR / COMPILED_FILES["vertex"])
 SMALL = {"image_size": 32, "batch_size": 2, "steps": 2, "latent_dim": 32, "fmap_max": 16}
@@ -35,17 +38,13 @@ def run_compiled(task: str, inputs: dict[str, Path], tmp_path: Path, **params):
 
 def test_compiled_cleanse_command_runs_outside_the_repository(tmp_path):
     # Given a finished download and the cleanse executor exactly as compiled for Vertex
-    raw = tmp_path / "raw"
-    (raw / "images").mkdir(parents=True)
-    for path in sorted(SAMPLE_DIR.glob("digit_00*.png")):
-        (raw / "images" / path.name).write_bytes(path.read_bytes())
-    (raw / "manifest.json").write_text("{}")
+    raw = raw_dataset(SAMPLE_DIR, tmp_path / "raw", "digit_00*.png")
     # When it runs as compiled, in an empty folder where `src` cannot be imported
     result, out = run_compiled("cleanse-images", {"raw_images": raw}, tmp_path, min_images=2)
     # Then the embedded modules did the work and wrote typed outputs
     assert result.returncode == 0, result.stderr[-3000:]
     assert metrics_of(out)["kept"] == 10
-    assert len(list((out / "cleansed").glob("*.png"))) == 10
+    assert len(cleansed_images(out / "cleansed")) == 10
 
 
 def test_compiled_train_command_spawns_data_parallel_processes(cleansed_sample, tmp_path):
@@ -67,10 +66,7 @@ NOT_SHIPPED = ("src/cli/", "src/backends/", "src/build/", "src/components/", "sr
 
 
 def archive_names(func, root: Path = SRC_ROOT) -> list[str]:
-    data = lzma.decompress(base64.b85decode(archive_b85(step_modules(func, root), root)))
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        assert {member.mtime for member in tar.getmembers()} == {0}
-        return tar.getnames()
+    return list(unpack_archive(archive_b85(step_modules(func, root), root)))
 
 
 @pytest.mark.parametrize("name", sorted(STEPS))

@@ -8,8 +8,10 @@ import pytest
 import torch
 from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model
 
+from src.backends.sample import SAMPLE_DIR
 from src.common.errors import ConfigError
 from src.components import generate_images
+from src.data.cleanse import CleanseSettings, cleanse_folder
 from src.gan.fid import FidScorer, features_fid, frechet_distance
 from src.gan.image_bank import load_image_folder
 from src.params.schema import compiled_defaults
@@ -66,10 +68,12 @@ def test_fid_separates_real_from_noise(inception_weights, cleansed_sample):
 def test_generate_component_logs_fid_when_given_weights(
     inception_weights, trained_model, cleansed_sample, tmp_path
 ):
-    real = tmp_path / "real"  # a few real images keep Inception's CPU time short
-    real.mkdir()
-    for path in sorted(cleansed_sample.glob("*.png"))[:6]:
-        (real / path.name).write_bytes(path.read_bytes())
+    few = tmp_path / "few"  # a few real images keep Inception's CPU time short
+    few.mkdir()
+    for path in sorted(SAMPLE_DIR.glob("digit_*.png"))[:6]:
+        (few / path.name).write_bytes(path.read_bytes())
+    real = tmp_path / "real"
+    cleanse_folder(few, real, CleanseSettings(image_size=32, workers=1))
     samples, metrics = Artifact(uri=str(tmp_path / "s")), Metrics(uri=str(tmp_path / "m"))
     run_component(
         generate_images,

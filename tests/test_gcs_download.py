@@ -14,19 +14,16 @@ from devtools.http_proxy import HttpProxy
 from src.backends.emulator import GcsEmulator, anonymous_client
 from src.data.download import DownloadLimits, download_dataset
 from src.data.layout import DownloadError, require_complete
+from tests.support.datasets import dataset_files, shard_members
 
 PNG = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
-
-
-def files_under(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
 
 def test_prefix_download_writes_images_and_manifest(fresh_bucket, gcs_client, tmp_path):
     for name in ("set/a.png", "set/sub/b.JPG", "set/readme.txt"):
         fresh_bucket.blob(name).upload_from_string(PNG)
     result = download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=gcs_client)
-    assert files_under(tmp_path / "ds") == {"images/a.png", "images/sub/b.JPG", "manifest.json"}
+    assert dataset_files(tmp_path / "ds") == {"images/a.png", "images/sub/b.JPG", "manifest.json"}
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert [o["name"] for o in manifest["objects"]] == ["set/a.png", "set/sub/b.JPG"]
     assert all(
@@ -35,6 +32,12 @@ def test_prefix_download_writes_images_and_manifest(fresh_bucket, gcs_client, tm
     )
     assert result.skipped == {"not_image_extension": 1}
     assert result.metadata()["manifest_sha256"] == manifest["sha256"]
+    # Packed: two files cross the step boundary, whatever the image count
+    physical = sorted(p.relative_to(tmp_path / "ds").as_posix() for p in (tmp_path / "ds").rglob("*") if p.is_file())  # fmt: skip
+    assert physical == ["manifest.json", "shards/shard-00000.tar"]
+    for entry in manifest["objects"]:
+        shard = (tmp_path / "ds" / entry["shard"]).read_bytes()
+        assert shard[entry["offset"] : entry["offset"] + entry["size"]] == PNG
 
 
 def test_changed_object_changes_the_manifest_digest(fresh_bucket, gcs_client, tmp_path):
@@ -63,7 +66,7 @@ def test_unsafe_object_names_never_write_outside_the_artifact(
     dest = tmp_path / "nested" / "ds"
     result = download_dataset(f"gs://{fresh_bucket.name}/set/", dest, client=gcs_client)
     assert result.skipped.get("unsafe_name") == 1
-    assert files_under(tmp_path) == {"nested/ds/images/ok.png", "nested/ds/manifest.json"}
+    assert dataset_files(tmp_path) == {"nested/ds/images/ok.png", "nested/ds/manifest.json"}
 
 
 def make_zip(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
@@ -101,7 +104,7 @@ def test_zip_slip_archive_extracts_only_safe_members(fresh_bucket, gcs_client, t
     fresh_bucket.blob("data/set.zip").upload_from_string(data)
     dest = tmp_path / "ds"
     result = download_dataset(f"gs://{fresh_bucket.name}/data/set.zip", dest, client=gcs_client)
-    assert files_under(tmp_path) == {"ds/images/imgs/a.png", "ds/manifest.json"}
+    assert dataset_files(tmp_path) == {"ds/images/imgs/a.png", "ds/manifest.json"}
     assert result.skipped == {"unsafe_name": 2, "not_image_extension": 1, "link_or_special": 1}
 
 
@@ -116,7 +119,7 @@ def test_tar_archives_are_unpacked_and_links_refused(
     result = download_dataset(
         f"gs://{fresh_bucket.name}/data/set{suffix}", tmp_path / "ds", client=gcs_client
     )
-    assert files_under(tmp_path) == {"ds/images/x/a.png", "ds/manifest.json"}
+    assert dataset_files(tmp_path) == {"ds/images/x/a.png", "ds/manifest.json"}
     assert result.object_count == 1 and result.skipped == {"unsafe_name": 1, "link_or_special": 1}
 
 
@@ -153,7 +156,7 @@ def test_object_count_and_byte_limits_stop_before_downloading(fresh_bucket, gcs_
             client=gcs_client,
             limits=DownloadLimits(max_bytes=100),
         )
-    assert files_under(tmp_path) == set()
+    assert dataset_files(tmp_path) == set()
 
 
 def test_permission_denied_names_the_role_to_grant(tmp_path):
@@ -182,7 +185,7 @@ def test_transient_503s_are_retried_to_success(emulator, fresh_bucket, tmp_path)
         proxy.stop()
     assert proxy.failures >= 5
     assert result.object_count == 20
-    assert len(list((tmp_path / "ds" / "images").glob("*.png"))) == 20
+    assert len(shard_members(tmp_path / "ds")) == 20
 
 
 def test_server_gone_mid_download_leaves_no_complete_looking_artifact(tmp_path):
@@ -204,6 +207,6 @@ def test_server_gone_mid_download_leaves_no_complete_looking_artifact(tmp_path):
         proxy.stop()
         server.stop()
     assert not (dest / "manifest.json").exists()
-    assert files_under(dest) == set()
+    assert dataset_files(dest) == set()
     with pytest.raises(DownloadError, match="did not finish"):
         require_complete(dest)

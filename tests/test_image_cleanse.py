@@ -20,6 +20,7 @@ from src.data.cleanse import (
     resize_and_crop,
     to_mode,
 )
+from tests.support.datasets import cleansed_images
 
 SIZE = 32
 
@@ -155,24 +156,22 @@ def test_each_file_lands_under_the_expected_reason(zoo):
 
 def test_every_kept_image_has_the_right_size_and_mode(zoo):
     _, report, out = zoo
-    pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == report.kept
-    for path in pngs:
-        with Image.open(path) as image:
-            assert image.size == (SIZE, SIZE) and image.mode == "RGB", path.name
+    images = cleansed_images(out)
+    assert len(images) == report.kept and list(images) == report.outputs
+    for name, image in images.items():
+        assert image.size == (SIZE, SIZE) and image.mode == "RGB", name
 
 
 def test_sixteen_bit_image_keeps_its_tones(zoo):
     _, _, out = zoo
-    with Image.open(out / "sixteen_bit.png") as image:
-        low, high = image.convert("L").getextrema()
+    low, high = cleansed_images(out)["sixteen_bit.png"].convert("L").getextrema()
     assert high - low > 100
 
 
 def test_exif_orientation_is_applied(zoo):
     _, _, out = zoo
-    with Image.open(out / "rotated.png") as image:
-        right_column = image.crop((SIZE - 3, 0, SIZE, SIZE)).convert("RGB").getcolors()
+    image = cleansed_images(out)["rotated.png"]
+    right_column = image.crop((SIZE - 3, 0, SIZE, SIZE)).convert("RGB").getcolors()
     # Rotated 90 degrees clockwise, the stored top stripe (blue) becomes the right edge.
     assert max(right_column)[1][2] > 200
 
@@ -238,6 +237,7 @@ def test_too_few_images_for_the_batch_fails_before_training(tmp_path):
         cleanse_folder(
             tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, min_images=4)
         )
+    assert list((tmp_path / "out").iterdir()) == []  # no array that looks complete
 
 
 def test_each_dropped_duplicate_names_the_kept_file_it_repeats(tmp_path):

@@ -19,6 +19,7 @@ from src import components
 from src.cli.main import main
 from src.data.cleanse import CleanseSettings
 from src.gan.config import TrainConfig
+from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import BY_NAME, PARAMS, local_defaults
 from src.pipeline import COMPILED_DIR, COMPILED_FILES, TRAIN_INPUTS, build_pipeline
 
@@ -143,7 +144,7 @@ def test_compiled_pipeline_declares_exactly_the_schema():
     for param in PARAMS:
         entry = declared[param.name]
         assert entry["parameterType"] == kinds[param.kind], param.name
-        assert entry["description"] == param.help
+        assert entry["description"] == DESCRIPTIONS[param.name]
         if param.required:
             assert "defaultValue" not in entry and not entry.get("isOptional")
         else:
@@ -207,3 +208,8 @@ def test_transparent_and_greyscale_together_are_refused(tmp_path, capsys):
     args = ["--param", "transparent=true", "--param", "greyscale=true"]
     assert main(["run", "--workdir", str(tmp_path), *args]) == 2
     assert "transparent and greyscale cannot both be on" in capsys.readouterr().err
+
+
+def test_every_parameter_has_exactly_one_description():
+    assert list(DESCRIPTIONS) == [p.name for p in PARAMS]
+    assert all(text.strip() for text in DESCRIPTIONS.values())

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.data.cleanse import CleanseSettings, cleanse_folder
+from src.data.cleanse import CleanseSettings, cleanse_folder, folder_inputs
 from src.data.contact_sheet import contact_sheet_html
 from src.gan.config import TrainConfig
 from src.gan.gallery import gallery_html
@@ -156,7 +156,7 @@ def test_gallery_of_64_images_at_256_px_stays_under_3_mb(cleansed_sample, tmp_pa
 
 def test_contact_sheet_shows_kept_and_dropped_images_per_reason(zoo_report):
     root, out, report = zoo_report
-    page = contact_sheet_html(root, out, report.outputs, report.examples, report.dropped)
+    page = contact_sheet_html(folder_inputs(root), out, report.examples, report.dropped)
     for reason, count in report.dropped.items():
         assert f"Dropped: {reason} ({count})" in page
     assert f"Kept ({report.kept})" in page

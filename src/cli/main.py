@@ -21,6 +21,7 @@ from src.cli.options import (
     parameter_table,
 )
 from src.common.errors import ConfigError
+from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import BY_NAME, compiled_defaults
 from src.params.values import value_problems
 from src.pipeline import COMPILED_DIR, TARGETS, compile_all
@@ -112,7 +113,7 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
             dest=name,
             type=param.kind,
             default=None,
-            help=f"{param.help} (default {param.local_default})",
+            help=f"{DESCRIPTIONS[param.name]} (default {param.local_default})",
         )
     add_param_option(parser, "overrides the local default")
     parser.add_argument(

@@ -7,6 +7,7 @@ from typing import Any
 
 from src.build.accelerators import GpuRequest
 from src.common.errors import ConfigError
+from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import PARAMS
 from src.params.values import parse_key_value
 from src.pipeline import DEFAULT_TRAIN_RETRIES
@@ -86,7 +87,7 @@ def parameter_table(default_of: str) -> str:
     for p in PARAMS:
         value = p.local_default if default_of == "local" else p.compiled
         shown = "required" if value is None else repr(value)
-        rows.append(f"  {p.name:<26} {shown:<22} {p.help}")
+        rows.append(f"  {p.name:<26} {shown:<22} {DESCRIPTIONS[p.name]}")
     return "pipeline parameters (--param NAME=VALUE; default):\n" + "\n".join(rows)
 
 

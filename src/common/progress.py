@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,14 +33,17 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     _last_log: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def advance(self, count: int = 1, extra: str = "") -> None:
-        """Counts finished work and logs when the interval has passed or all is done."""
-        self.done += count
-        now = time.monotonic()
-        if now - self._last_log >= self.interval_s or self.done >= self.total:
+        """Counts finished work and logs when the interval has passed or all is done (thread-safe)."""
+        with self._lock:
+            self.done += count
+            now = time.monotonic()
+            if now - self._last_log < self.interval_s and self.done < self.total:
+                return
             self._last_log = now
-            self.logger.info(self.line(extra))
+        self.logger.info(self.line(extra))
 
     @property
     def rate(self) -> float:

@@ -26,7 +26,8 @@ def cleanse_images(
 
     Args:
         raw_images: output of download_images.
-        cleansed: PNGs of image_size x image_size in `mode`, plus cleanse_report.json.
+        cleansed: images.npy (uint8 [N, image_size, image_size, channels]), index.json
+            (names and sources, in order), cleanse_report.json.
         metrics: kept and dropped counts by reason.
         report: the same as a table, with example file names.
         contact_sheet: a few kept and dropped images per reason.
@@ -42,9 +43,9 @@ def cleanse_images(
 
     from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
-    from src.data.cleanse import GREY_ADVICE, CleanseSettings, cleanse_folder
+    from src.data.cleanse import GREY_ADVICE, CleanseSettings, cleanse_inputs
     from src.data.contact_sheet import contact_sheet_html
-    from src.data.layout import require_complete
+    from src.data.layout import raw_inputs
 
     configure_logging()
     mode = "RGBA" if transparent else "L" if greyscale else mode
@@ -56,8 +57,8 @@ def cleanse_images(
         near_duplicate_distance=near_duplicate_distance,
         max_pixels=max_pixels,
     )
-    raw_dir, out_dir = require_complete(Path(raw_images.path)), Path(cleansed.path)
-    result = cleanse_folder(raw_dir, out_dir, settings)
+    inputs, out_dir = raw_inputs(Path(raw_images.path)), Path(cleansed.path)
+    result = cleanse_inputs(inputs, out_dir, settings, where=raw_images.uri)
     cleansed.metadata.update({"image_count": result.kept, "image_size": image_size, "mode": mode})
     cleansed.metadata["work_seconds"] = time.monotonic() - started
     metrics.log_metric("kept", result.kept)
@@ -68,8 +69,6 @@ def cleanse_images(
     Path(report.path).write_text(result.markdown())
     advice = GREY_ADVICE.replace("**", "") if result.all_grey else ""
     Path(contact_sheet.path).write_text(
-        contact_sheet_html(
-            raw_dir, out_dir, result.outputs, result.examples, result.dropped, advice
-        )
+        contact_sheet_html(inputs, out_dir, result.examples, result.dropped, advice)
     )
     write_metrics_file(metrics)

@@ -1,9 +1,11 @@
-"""Turn a folder of arbitrary files into a clean training set of equal-size images.
+"""Turn arbitrary files into a clean training set of equal-size images, in one array file.
 
 Every file is decoded fully; what cannot be used is dropped and counted by
 reason. Kept images get EXIF orientation, one colour mode, a resize by the
-short side (LANCZOS) and a centre crop to `image_size`. Work is spread over all
-cores; the output is byte-identical for the same input.
+short side (LANCZOS) and a centre crop to `image_size`, and land as rows of
+`images.npy` (src/common/image_array.py), in name order. Decoding is spread over
+the cores; rows stream into the file as they arrive, so memory stays flat. The
+output is byte-identical for the same input.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ import os
 import time
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageChops, ImageFile, ImageOps
 
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
+from src.common.image_array_writer import ArrayWriter
 from src.common.progress import Progress
+from src.data.layout import InputFile
 from src.params import checks
 
 log = logging.getLogger(__name__)
@@ -79,6 +84,7 @@ class FileOutcome:
     perceptual_hash: int | None = None
     detail: str = ""  # for a duplicate: the kept file it repeats
     grey: bool = False  # an RGB image whose three channels are equal
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)  # until written
 
 
 @dataclass
@@ -165,6 +171,8 @@ def to_mode(image: Image.Image, mode: str, background: tuple[int, int, int]) -> 
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
         image.mode == "P" and "transparency" in image.info
     )
+    if image.mode == mode:
+        return image
     if mode == "RGBA":
         return image.convert("RGBA")
     if has_alpha:
@@ -198,16 +206,15 @@ def difference_hash(image: Image.Image) -> int:
     return bits
 
 
-def process_file(
-    path: Path, relative: str, out_dir: Path, settings: CleanseSettings
-) -> FileOutcome:
-    """Decodes, checks and writes one image; never raises for bad input."""
+def process_file(item: InputFile, settings: CleanseSettings) -> FileOutcome:
+    """Decodes, checks and converts one image; never raises for bad input."""
+    relative = item.relative
     try:
-        if path.stat().st_size == 0:
+        if item.is_empty():
             return FileOutcome(relative, "empty_file")
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), item.open() as handle:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(handle)
             width, height = image.size
             if width * height > settings.max_pixels:
                 return FileOutcome(relative, "too_many_pixels", detail=f"{width}x{height}")
@@ -230,15 +237,15 @@ def process_file(
         f"{image.mode}{image.size}".encode() + image.tobytes()
     ).hexdigest()
     result = resize_and_crop(image, settings.image_size)
-    name = output_name(relative)
-    result.save(out_dir / name, format="PNG")
+    pixels = np.asarray(result)
     return FileOutcome(
         relative,
         KEPT,
-        output=name,
+        output=output_name(relative),
         content_hash=content_hash,
         perceptual_hash=difference_hash(result),
         grey=is_grey(result),
+        pixels=pixels[:, :, None] if pixels.ndim == 2 else pixels,
     )
 
 
@@ -253,14 +260,11 @@ def is_grey(image: Image.Image) -> bool:
 
 
 def _process_chunk(
-    items: list[tuple[str, str]], out_dir: str, settings: CleanseSettings
+    items: list[InputFile], settings: CleanseSettings
 ) -> tuple[int, list[FileOutcome]]:
     """The outcomes of `items`, with the id of the process that decoded them."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    outcomes = [
-        process_file(Path(path), relative, Path(out_dir), settings) for path, relative in items
-    ]
-    return os.getpid(), outcomes
+    return os.getpid(), [process_file(item, settings) for item in items]
 
 
 def _chunks(items: list, count: int) -> list[list]:
@@ -268,56 +272,101 @@ def _chunks(items: list, count: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def drop_duplicates(outcomes: list[FileOutcome], max_distance: int) -> list[FileOutcome]:
-    """Marks exact (same decoded pixels) and, optionally, near duplicates.
+class DuplicateFilter:
+    """Marks exact (same decoded pixels) and, optionally, near duplicates as outcomes arrive.
 
     Outcomes come in name order and the first of a group is kept; each dropped one
     names, in `detail`, the kept file it repeats.
     """
-    first_with: dict[str, str] = {}
-    kept_hashes: list[tuple[int, str]] = []
-    result = []
-    for outcome in outcomes:
+
+    def __init__(self, max_distance: int) -> None:
+        self.max_distance = max_distance
+        self.first_with: dict[str, str] = {}
+        self.kept_hashes: list[tuple[int, str]] = []
+
+    def check(self, outcome: FileOutcome) -> FileOutcome:
         if outcome.reason != KEPT:
-            result.append(outcome)
-            continue
-        if outcome.content_hash in first_with:
-            original = first_with[outcome.content_hash]
-            result.append(FileOutcome(outcome.source, "duplicate", outcome.output, detail=original))
-            continue
-        first_with[outcome.content_hash] = outcome.source
-        near = max_distance >= 0 and next(
-            (
-                source
-                for other, source in kept_hashes
-                if (outcome.perceptual_hash ^ other).bit_count() <= max_distance
-            ),
-            None,
-        )
-        if near:
-            result.append(
-                FileOutcome(outcome.source, "near_duplicate", outcome.output, detail=near)
-            )
-            continue
-        kept_hashes.append((outcome.perceptual_hash, outcome.source))
-        result.append(outcome)
-    return result
+            return outcome
+        original = self.first_with.get(outcome.content_hash)
+        if original is not None:
+            return FileOutcome(outcome.source, "duplicate", outcome.output, detail=original)
+        self.first_with[outcome.content_hash] = outcome.source
+        if self.max_distance >= 0:
+            for other, source in self.kept_hashes:
+                if (outcome.perceptual_hash ^ other).bit_count() <= self.max_distance:
+                    return FileOutcome(
+                        outcome.source, "near_duplicate", outcome.output, detail=source
+                    )
+        self.kept_hashes.append((outcome.perceptual_hash, outcome.source))
+        return outcome
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set), not the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def folder_inputs(root: Path) -> list[InputFile]:
+    return [
+        InputFile(str(path), path.relative_to(root).as_posix()) for path in list_input_files(root)
+    ]
 
 
 def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> CleanseReport:
-    """Cleanses every file below `source` into PNGs in `dest` and writes a JSON report."""
+    """Cleanses every file below `source` into `dest` (see cleanse_inputs)."""
+    return cleanse_inputs(folder_inputs(source), dest, settings, where=str(source))
+
+
+def cleanse_inputs(
+    items: list[InputFile], dest: Path, settings: CleanseSettings, where: str = "the dataset"
+) -> CleanseReport:
+    """Cleanses `items` (in name order) into `dest/images.npy` and writes a JSON report."""
     settings.validate()
     started = time.monotonic()
-    files = list_input_files(source)
-    if not files:
-        raise ConfigError(f"no files in {source}: the download step produced an empty dataset")
+    if not items:
+        raise ConfigError(f"no files in {where}: the download step produced an empty dataset")
     dest.mkdir(parents=True, exist_ok=True)
     for stale in dest.iterdir():
         stale.unlink()
-    items = [(str(path), path.relative_to(source).as_posix()) for path in files]
-    workers = settings.workers or os.cpu_count() or 1
-    outcomes, processes = _run_all(items, dest, settings, workers)
-    outcomes = drop_duplicates(outcomes, settings.near_duplicate_distance)
+    size = settings.image_size
+    writer = ArrayWriter(dest, (size, size, len(settings.mode)))
+    try:
+        outcomes, processes = _cleanse_into(writer, items, settings)
+        report = _report(outcomes, settings, processes, len(items), time.monotonic() - started)
+        checks.require(checks.enough_images_problem(report.kept, settings.min_images))
+    except BaseException:
+        writer.abandon()
+        raise
+    writer.close({"sources": [o.source for o in outcomes if o.reason == KEPT]})
+    write_json_atomically(dest / REPORT_NAME, report.as_dict())
+    return report
+
+
+def _cleanse_into(
+    writer: ArrayWriter, items: list[InputFile], settings: CleanseSettings
+) -> tuple[list[FileOutcome], int]:
+    """Decodes `items` on the cores, appending each kept image to `writer` in name order."""
+    duplicates = DuplicateFilter(settings.near_duplicate_distance)
+    outcomes = []
+    workers = settings.workers or usable_cores()
+    results, processes = _decoded(items, settings, workers)
+    for outcome in results:
+        outcome = duplicates.check(outcome)
+        if outcome.reason == KEPT:
+            writer.append(outcome.pixels, outcome.output)
+        outcomes.append(replace(outcome, pixels=None))
+    return outcomes, len(processes)
+
+
+def _report(
+    outcomes: list[FileOutcome],
+    settings: CleanseSettings,
+    processes: int,
+    total: int,
+    seconds: float,
+) -> CleanseReport:
     dropped: Counter = Counter()
     examples: dict[str, list[tuple[str, str]]] = defaultdict(list)
     kept, grey = [], []
@@ -329,9 +378,6 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
         dropped[outcome.reason] += 1
         if len(examples[outcome.reason]) < EXAMPLES:
             examples[outcome.reason].append((outcome.source, outcome.detail))
-        if outcome.output:
-            (dest / outcome.output).unlink(missing_ok=True)
-    seconds = time.monotonic() - started
     report = CleanseReport(
         kept=len(kept),
         dropped=dict(dropped),
@@ -339,7 +385,7 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
         image_size=settings.image_size,
         mode=settings.mode,
         seconds=seconds,
-        images_per_second=len(files) / seconds if seconds > 0 else 0.0,
+        images_per_second=total / seconds if seconds > 0 else 0.0,
         outputs=kept,
         processes=processes,
         duplicates=[(o.source, o.detail) for o in outcomes if o.reason.endswith("duplicate")],
@@ -349,38 +395,38 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
         log.warning(GREY_ADVICE.replace("**", ""))
     log.info(
         "cleansed %d files in %.1fs (%.0f/s): kept %d, dropped %s",
-        len(files),
+        total,
         seconds,
         report.images_per_second,
         report.kept,
         dict(dropped) or "none",
     )
-    checks.require(checks.enough_images_problem(report.kept, settings.min_images))
-    write_json_atomically(dest / REPORT_NAME, report.as_dict())
     return report
 
 
-def _run_all(
-    items: list[tuple[str, str]], dest: Path, settings: CleanseSettings, workers: int
-) -> tuple[list[FileOutcome], int]:
-    """Every item's outcome, in order, and how many processes decoded them."""
+def _decoded(items: list[InputFile], settings: CleanseSettings, workers: int):
+    """Every item's outcome, in order, as chunks finish; and the ids of the decoding processes.
+
+    One pool for the whole set (never one per chunk); the set of ids fills as it runs.
+    """
     progress = Progress("cleanse", total=len(items), unit="images", logger=log)
     chunks = _chunks(items, workers)
-    if workers == 1 or len(items) < POOL_MIN_FILES:
+    pids: set[int] = set()
+
+    def outcomes():
         pool = None
-        results = (_process_chunk(chunk, str(dest), settings) for chunk in chunks)
-    else:
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(
-            _process_chunk, chunks, [str(dest)] * len(chunks), [settings] * len(chunks)
-        )
-    outcomes, pids = [], set()
-    try:
-        for (pid, chunk_outcomes), chunk in zip(results, chunks, strict=True):
-            pids.add(pid)
-            outcomes.extend(chunk_outcomes)
-            progress.advance(len(chunk))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return outcomes, len(pids)
+        if workers == 1 or len(items) < POOL_MIN_FILES:
+            results = (_process_chunk(chunk, settings) for chunk in chunks)
+        else:
+            pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers)
+            results = pool.map(_process_chunk, chunks, [settings] * len(chunks))
+        try:
+            for pid, chunk_outcomes in results:
+                pids.add(pid)
+                yield from chunk_outcomes
+                progress.advance(len(chunk_outcomes))
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    return outcomes(), pids

@@ -1,8 +1,9 @@
 """The cleanse step's contact sheet: a few kept and dropped images per reason, for a person.
 
-Dropped files are thumbnailed from the raw set when they decode (duplicates,
-small images); broken ones are shown by name and reason only. Thumbnails are
-inlined as small WebPs, so the page stays light for any dataset size.
+Kept images come from the cleansed array; dropped ones are thumbnailed from the
+raw set when they decode (duplicates, small images), broken ones are shown by
+name and reason only. Thumbnails are inlined as small WebPs, so the page stays
+light for any dataset size.
 """
 
 from __future__ import annotations
@@ -14,15 +15,24 @@ from pathlib import Path
 
 from PIL import Image
 
+from src.common.image_array import load_array
+from src.data.layout import InputFile
+
 THUMB = 96
 SHOWN = 8
 DECODABLE = ("duplicate", "near_duplicate", "too_small")
 
 
-def thumbnail_uri(path: Path) -> str | None:
-    """A data: URI of a small WebP of the image at `path`, or None when it does not decode."""
+def thumbnail_uri(source) -> str | None:
+    """A data: URI of a small WebP of an image (file, array or InputFile), None if it does not decode."""
     try:
-        with Image.open(path) as image:
+        if isinstance(source, InputFile):
+            with source.open() as handle:
+                return thumbnail_uri(io.BytesIO(handle.read()))
+        opened = (
+            Image.fromarray(source.squeeze()) if hasattr(source, "shape") else Image.open(source)
+        )
+        with opened as image:
             image.draft("RGB", (THUMB, THUMB))
             image.thumbnail((THUMB, THUMB))
             buffer = io.BytesIO()
@@ -34,30 +44,31 @@ def thumbnail_uri(path: Path) -> str | None:
     return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _tile(path: Path | None, name: str, note: str = "") -> str:
-    uri = thumbnail_uri(path) if path is not None else None
+def _tile(source, name: str, note: str = "") -> str:
+    uri = thumbnail_uri(source) if source is not None else None
     picture = f'<img src="{uri}" alt="">' if uri else '<div class="none">not shown</div>'
     caption = html.escape(name) + (f"<br><i>{html.escape(note)}</i>" if note else "")
     return f"<figure>{picture}<figcaption>{caption}</figcaption></figure>"
 
 
 def contact_sheet_html(
-    raw_dir: Path,
+    inputs: list[InputFile],
     out_dir: Path,
-    kept: list[str],
     dropped: dict[str, list[tuple[str, str]]],
     counts: dict[str, int],
     advice: str = "",
 ) -> str:
     """`dropped` maps each reason to (file, detail) examples; duplicates' detail is the kept file."""
+    array, names = load_array(out_dir)
     sections = [
-        f"<h3>Kept ({len(kept)})</h3>"
-        + "".join(_tile(out_dir / name, name) for name in kept[:SHOWN])
+        f"<h3>Kept ({len(names)})</h3>"
+        + "".join(_tile(array[i], names[i]) for i in range(min(SHOWN, len(names))))
     ]
+    by_name = {item.relative: item for item in inputs}
     for reason, examples in sorted(dropped.items()):
         tiles = []
         for source, detail in examples[:SHOWN]:
-            shown = raw_dir / source if reason in DECODABLE else None
+            shown = by_name.get(source) if reason in DECODABLE else None
             note = f"repeats {detail}" if reason.endswith("duplicate") else detail
             tiles.append(_tile(shown, source, note))
         sections.append(

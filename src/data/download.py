@@ -9,7 +9,6 @@ never a complete download. A failure clears the folder.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import functools
 import hashlib
 import json
@@ -22,16 +21,18 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
+
+from google.cloud.storage import Blob
 
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
 from src.common.gcs_uri import parse_gcs_uri
 from src.common.progress import Progress
 from src.common.retry import with_retries
-from src.data.layout import IMAGES_DIR, MANIFEST_NAME, DownloadError
+from src.data.layout import MANIFEST_NAME, SHARDS_DIR, DownloadError, pack_shards
 from src.data.safe_names import LocalNames, resolve_inside, safe_relative_path
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,10 @@ class DownloadLimits:
     max_member_bytes: int = 512 * 1024**2
     max_compression_ratio: int = 200
     request_timeout_s: float = 60.0  # per request: a stuck object cannot hold the download
+    slice_bytes: int = 32 * 1024**2  # an object over two slices downloads as parallel ranges
 
 
+STAGING_DIR = ".staging"  # where objects land before packing; never part of the output
 MIN_UNREADABLE_ALLOWED = 3  # objects a download may skip as unreadable (or 1%, if more)
 RATIO_FLOOR_BYTES = 1024**2  # small members may expand a lot (flat images) without harm
 
@@ -69,6 +72,8 @@ class ManifestEntry:
     md5: str | None
     crc32c: str | None
     renamed: str | None = None  # why `path` is not the object's own name
+    shard: str | None = None  # the tar (relative to the dataset) that holds the bytes
+    offset: int = 0  # where they start in it
 
 
 @dataclass(frozen=True)
@@ -171,9 +176,10 @@ def download_dataset(
         blobs = _list_blobs(client, bucket_name, prefix, attempts, limits)
         fetch = _Fetcher(attempts, limits)
         if len(blobs) == 1 and blobs[0].name == prefix and is_archive(prefix):
-            entries, skipped = _download_archive(blobs[0], dest, limits, fetch)
+            entries, skipped = _download_archive(blobs[0], dest, limits, fetch, workers)
         else:
             entries, skipped = _download_objects(blobs, prefix, dest, workers, limits, fetch)
+        entries = _pack(dest, entries)
         digest = manifest_digest(entries)
         write_json_atomically(
             dest / MANIFEST_NAME,
@@ -205,6 +211,17 @@ def download_dataset(
         result.skipped or "none",
     )
     return result
+
+
+def _pack(dest: Path, entries: list[ManifestEntry]) -> list[ManifestEntry]:
+    """Moves the downloaded files into tar shards: few files cross the step boundary."""
+    staging = dest / STAGING_DIR
+    placed = pack_shards(staging, [e.path for e in entries], dest / SHARDS_DIR)
+    shutil.rmtree(staging)
+    return [
+        replace(e, shard=shard, offset=offset)
+        for e, (shard, offset) in zip(entries, placed, strict=True)
+    ]
 
 
 def _default_client():
@@ -305,21 +322,48 @@ class _Fetcher:
 
     def __init__(self, attempts: int, limits: DownloadLimits) -> None:
         self.attempts, self.timeout_s = attempts, limits.request_timeout_s
+        self.slice_bytes = limits.slice_bytes
 
-    def __call__(self, blob, path: Path) -> None:
+    def __call__(self, blob, path: Path, workers: int = 1) -> None:
+        """Downloads `blob`'s listed generation to `path`; large objects in parallel slices."""
         from google.api_core import exceptions as api_exceptions
+        from google.cloud.storage.exceptions import DataCorruption
 
+        sliced = workers > 1 and (blob.size or 0) > 2 * self.slice_bytes
+        # The listed version, addressed by name (its media link names the server, not our route).
         pinned = blob.bucket.blob(blob.name, generation=blob.generation)
-        try:
-            with_retries(
-                lambda: pinned.download_to_filename(str(path), retry=None, timeout=self.timeout_s),
-                what=f"download of {blob.name}",
-                attempts=self.attempts,
+        if sliced:  # what the slices are checked against; without it the library reloads
+            pinned._properties.update(size=str(blob.size), crc32c=blob.crc32c)
+        if sliced:
+            download = functools.partial(self._slices, pinned, path, workers)
+        else:
+            download = functools.partial(
+                pinned.download_to_filename, str(path), retry=None, timeout=self.timeout_s
             )
+        try:
+            with_retries(download, what=f"download of {blob.name}", attempts=self.attempts)
         except api_exceptions.NotFound as error:
             raise self._changed(blob) from error
-        if not _matches_listing(path, blob, pinned):
+        except DataCorruption as error:
+            if not sliced:
+                raise
+            raise self._changed(blob) from error  # the joined slices never matched the listing
+        if not sliced and not _matches_listing(path, blob, pinned):
             raise self._changed(blob)
+
+    def _slices(self, pinned, path: Path, workers: int) -> None:
+        """Byte ranges on `workers` connections; their joined CRC32C must match the listing's."""
+        from google.cloud.storage import transfer_manager
+
+        transfer_manager.download_chunks_concurrently(
+            pinned,
+            str(path),
+            chunk_size=self.slice_bytes,
+            download_kwargs={"timeout": self.timeout_s},
+            worker_type=transfer_manager.THREAD,
+            max_workers=workers,
+            crc32c_checksum=True,
+        )
 
     @staticmethod
     def _changed(blob) -> DownloadError:
@@ -362,6 +406,9 @@ def _download_objects(
     limits: DownloadLimits,
     fetch: _Fetcher,
 ) -> tuple[list[ManifestEntry], list[Skipped]]:
+    """Downloads the image objects through transfer_manager's thread pool, each pinned and checked."""
+    from google.cloud.storage import transfer_manager
+
     selected, skipped = _select_objects(blobs, prefix)
     if not selected:
         examples = ", ".join(blob.name for blob in blobs[:3])
@@ -371,78 +418,78 @@ def _download_objects(
             "at a single .zip/.tar/.tar.gz archive"
         )
     _check_limits(len(selected), sum(b.size or 0 for b, _, _ in selected), limits, "the prefix")
-    images_root = dest / IMAGES_DIR
-    images_root.mkdir(parents=True, exist_ok=True)
+    images_root = dest / STAGING_DIR
     progress = Progress("download", total=len(selected), unit="objects", logger=log)
-
-    def download(item: tuple[Any, PurePosixPath, str | None]) -> ManifestEntry:
-        blob, relative, renamed = item
-        target = resolve_inside(images_root, relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        fetch(blob, partial)
-        os.replace(partial, target)
-        return ManifestEntry(
-            name=blob.name,
-            path=relative.as_posix(),
-            size=target.stat().st_size,
-            generation=blob.generation,
-            md5=blob.md5_hash,
-            crc32c=blob.crc32c,
-            renamed=renamed,
-        )
-
+    targets = [resolve_inside(images_root, relative) for _, relative, _ in selected]
+    for folder in {target.parent for target in targets}:
+        folder.mkdir(parents=True, exist_ok=True)
+    jobs = [_PinnedJob(blob, fetch, progress) for blob, _, _ in selected]
+    outcomes = transfer_manager.download_many(
+        [(job, str(_partial(target))) for job, target in zip(jobs, targets, strict=True)],
+        worker_type=transfer_manager.THREAD,
+        max_workers=workers,
+    )
     entries: list[ManifestEntry] = []
-    unreadable = len(skipped)
+    for (blob, relative, renamed), target, outcome in zip(selected, targets, outcomes, strict=True):
+        if isinstance(outcome, DownloadError):
+            raise outcome
+        if isinstance(outcome, Exception):
+            log.warning("skipping %s: it could not be read (%s)", blob.name, outcome)
+            skipped.append(Skipped(blob.name, "unreadable"))
+            continue
+        os.replace(_partial(target), target)
+        entries.append(
+            ManifestEntry(
+                name=blob.name,
+                path=relative.as_posix(),
+                size=blob.size,
+                generation=blob.generation,
+                md5=blob.md5_hash,
+                crc32c=blob.crc32c,
+                renamed=renamed,
+            )
+        )
+    unreadable = sum(s.reason == "unreadable" for s in skipped)
     allowed = max(MIN_UNREADABLE_ALLOWED, len(selected) // 100)
-    _widen_connection_pool(blobs[0].client, workers)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(download, item): item[0].name for item in selected}
+    if unreadable > allowed or not entries:
+        raise DownloadError(
+            f"{unreadable} of {len(selected)} objects could not be read (more than {allowed}; "
+            f"e.g. {next(s.name for s in skipped if s.reason == 'unreadable')}): the source or "
+            "the network is failing; rerun later"
+        )
+    return entries, sorted(skipped, key=lambda s: s.name)
+
+
+def _partial(target: Path) -> Path:
+    return target.with_name(target.name + ".part")
+
+
+class _PinnedJob(Blob):
+    """One listed object version, as transfer_manager's workers see it.
+
+    `download_many` calls `_handle_filename_and_download(filename, **kwargs)` on each
+    Blob it is given (google-cloud-storage 3.x): here that is our fetch (pinned
+    generation, retries, timeout, checksum against the listing) plus progress, so the
+    library runs the pool and nothing of ours is lost.
+    """
+
+    def __init__(self, listed, fetch: _Fetcher, progress: Progress) -> None:
+        super().__init__(listed.name, bucket=listed.bucket, generation=listed.generation)
+        self.listed, self.fetch, self.progress = listed, fetch, progress
+
+    def _handle_filename_and_download(self, filename: str, *_: Any, **__: Any) -> None:
         try:
-            for future in concurrent.futures.as_completed(futures):
-                _collect(future, futures[future], entries, skipped)
-                if len(skipped) - unreadable > allowed:
-                    raise DownloadError(
-                        f"more than {allowed} of {len(selected)} objects could not be read "
-                        f"(last: {skipped[-1].name}): the source or the network is failing; "
-                        "rerun later"
-                    )
-                megabytes = sum(e.size for e in entries) / 1e6
-                progress.advance(extra=f"{megabytes:.1f} MB")
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
-    return sorted(entries, key=lambda e: e.name), sorted(skipped, key=lambda s: s.name)
-
-
-def _collect(future, name: str, entries: list[ManifestEntry], skipped: list[Skipped]) -> None:
-    """Adds a finished download; one that failed after its retries is skipped and counted."""
-    try:
-        entries.append(future.result())
-    except DownloadError:
-        raise
-    except Exception as error:
-        log.warning("skipping %s: it could not be read (%s)", name, error)
-        skipped.append(Skipped(name, "unreadable"))
-
-
-def _widen_connection_pool(client, workers: int) -> None:
-    """requests keeps 10 connections per host by default; let each worker have one."""
-    import requests
-
-    session = getattr(client, "_http", None)
-    if isinstance(session, requests.Session):
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(workers, 10))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+            self.fetch(self.listed, Path(filename))
+        finally:
+            self.progress.advance()
 
 
 def _download_archive(
-    blob, dest: Path, limits: DownloadLimits, fetch: _Fetcher
+    blob, dest: Path, limits: DownloadLimits, fetch: _Fetcher, workers: int
 ) -> tuple[list[ManifestEntry], list[Skipped]]:
     archive_path = dest / ".archive.part"
-    fetch(blob, archive_path)
-    images_root = dest / IMAGES_DIR
+    fetch(blob, archive_path, workers)
+    images_root = dest / STAGING_DIR
     images_root.mkdir(parents=True, exist_ok=True)
     try:
         entries, skipped = _extract_archive(archive_path, images_root, limits, blob)

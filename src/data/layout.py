@@ -1,22 +1,97 @@
-"""How a downloaded Dataset folder is laid out, and how a reader knows it is complete."""
+"""How the Dataset folders are laid out, and how a reader knows a download is complete.
+
+A downloaded set is a few tar shards of the objects' raw bytes plus the manifest
+(which names each object's shard and byte offset); a cleansed set is one array
+file (src/common/image_array.py). Few large files cross a step boundary cheaply:
+KFP's launcher copies artifact folders one file at a time, and on Vertex AI each
+file is an object behind a FUSE mount.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST_NAME = "manifest.json"  # written last: its presence marks a complete download
-IMAGES_DIR = "images"
+SHARDS_DIR = "shards"
+SHARD_BYTES = 256 * 1024**2  # a shard closes once it holds this much
 
 
 class DownloadError(RuntimeError):
     """The source cannot be downloaded; the message says what to do."""
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """One input: a whole file, or `size` bytes at `offset` in a shard."""
+
+    path: str
+    relative: str
+    offset: int = 0
+    size: int = -1  # -1: the whole file
+
+    def open(self):
+        if self.size < 0:
+            return open(self.path, "rb")
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            return io.BytesIO(handle.read(self.size))
+
+    def is_empty(self) -> bool:
+        return (Path(self.path).stat().st_size if self.size < 0 else self.size) == 0
+
+
+def pack_shards(folder: Path, relatives: list[str], shards: Path) -> list[tuple[str, int]]:
+    """Copies each file `folder/relative` into tar shards in `shards/`; returns (shard, offset)."""
+    shards.mkdir(parents=True, exist_ok=True)
+    placed = []
+    for number, group in enumerate(_groups(folder, relatives)):
+        name = f"{SHARDS_DIR}/shard-{number:05d}.tar"
+        with tarfile.open(shards / Path(name).name, "w", format=tarfile.PAX_FORMAT) as archive:
+            for relative, size in group:
+                info = tarfile.TarInfo(relative)
+                info.size = size
+                with open(folder / relative, "rb") as handle:
+                    archive.addfile(info, handle)
+                # addfile wrote header, data and padding to a 512-byte block: step back over both.
+                placed.append((name, archive.offset - size - (-size % tarfile.BLOCKSIZE)))
+    return placed
+
+
+def _groups(folder: Path, relatives: list[str]):
+    """Consecutive files, about SHARD_BYTES a group."""
+    group, total = [], 0
+    for relative in relatives:
+        size = (folder / relative).stat().st_size
+        if group and total + size > SHARD_BYTES:
+            yield group
+            group, total = [], 0
+        group.append((relative, size))
+        total += size
+    if group:
+        yield group
+
+
 def require_complete(dataset_dir: Path) -> Path:
-    """The images folder of a finished download; refuses one without its manifest."""
+    """A finished download's folder; refuses one without its manifest."""
     if not (dataset_dir / MANIFEST_NAME).is_file():
         raise DownloadError(
             f"{dataset_dir} has no {MANIFEST_NAME}: the download did not finish; rerun the "
             "download step"
         )
-    return dataset_dir / IMAGES_DIR
+    return dataset_dir
+
+
+def raw_inputs(dataset_dir: Path) -> list[InputFile]:
+    """Every downloaded object as a slice of its shard, in name order."""
+    manifest = json.loads((require_complete(dataset_dir) / MANIFEST_NAME).read_text())
+    return sorted(
+        (
+            InputFile(str(dataset_dir / o["shard"]), o["path"], o["offset"], o["size"])
+            for o in manifest["objects"]
+        ),
+        key=lambda item: item.relative,
+    )

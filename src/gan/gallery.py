@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import math
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from src.gan.image_bank import image_paths
-from src.gan.render import thumbnail
+from src.gan.image_bank import load_image_folder
+from src.gan.render import encode, thumbnail, to_pil, to_uint8
 
 CAP = 256
 REAL_SHOWN = 16
@@ -38,14 +39,16 @@ def browser_link(uri: str) -> str:
     return uri
 
 
-def _figure(path: Path, link: str, caption: str, cap: int = CAP) -> str:
-    with Image.open(path) as image:
+def _figure(data: bytes, link: str, caption: str, cap: int = CAP) -> str:
+    with Image.open(io.BytesIO(data)) as image:
         width = min(cap, image.width * 2 if image.width < 64 else image.width)
-    webp = base64.b64encode(thumbnail(path.read_bytes(), cap)).decode()
-    return (
-        f'<figure><a href="{html.escape(link)}"><img width="{width}" alt="{html.escape(caption)}" '
-        f'src="data:image/webp;base64,{webp}"></a><figcaption>{html.escape(caption)}</figcaption></figure>'
+    webp = base64.b64encode(thumbnail(data, cap)).decode()
+    picture = (
+        f'<img width="{width}" alt="{html.escape(caption)}" src="data:image/webp;base64,{webp}">'
     )
+    if link:
+        picture = f'<a href="{html.escape(link)}">{picture}</a>'
+    return f"<figure>{picture}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
 def _scores_table(scores: dict[str, float]) -> str:
@@ -76,17 +79,20 @@ def gallery_html(
     """The whole page; `samples_uri` (the artifact's URI) makes each image link to its PNG."""
     base = browser_link(samples_uri).rstrip("/")
     generated = "".join(
-        _figure(samples_dir / name, f"{base}/{name}" if base else name, name)
+        _figure((samples_dir / name).read_bytes(), f"{base}/{name}" if base else name, name)
         for name in files
         if name.startswith("image_")
     )
-    reals = image_paths(real_dir)
-    real = "".join(_figure(path, path.name, path.name) for path in reals[:REAL_SHOWN])
+    reals = load_image_folder(real_dir, 3)
+    real = "".join(
+        _figure(encode(to_pil(to_uint8(reals[i : i + 1] / 255)[0])), "", f"real {i}")
+        for i in range(min(REAL_SHOWN, len(reals)))
+    )
     strip = ""
     if (samples_dir / "interpolation.png").is_file():
         link = f"{base}/interpolation.png" if base else "interpolation.png"
         strip = "<h3>Interpolation between two latents</h3>" + _figure(
-            samples_dir / "interpolation.png", link, "interpolation.png", cap=4 * CAP
+            (samples_dir / "interpolation.png").read_bytes(), link, "interpolation.png", 4 * CAP
         )
     details = ", ".join(f"{k}: {v}" for k, v in sorted(meta.items()))
     return (

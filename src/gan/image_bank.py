@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from src.common.errors import ConfigError
+from src.common.image_array import has_array, load_array
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tiff", ".tif", ".bmp", ".webp")
 _PIL_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -30,10 +31,14 @@ def image_paths(folder: Path, pattern: str = "*") -> list[Path]:
 def load_image_folder(
     folder: Path, channels: int, image_size: int | None = None, pattern: str = "*"
 ) -> torch.Tensor:
-    """Images below `folder` as one uint8 tensor [N, C, H, W], in sorted file order.
+    """Images of `folder` as one uint8 tensor [N, C, H, W].
 
-    All must be `image_size` square; None takes the first image's size.
+    A cleansed set (`images.npy`) is read as it is; otherwise image files below
+    `folder`, in sorted order. All must be `image_size` square; None takes the
+    first image's size.
     """
+    if has_array(folder):
+        return _from_array(folder, channels, image_size)
     paths = image_paths(folder, pattern)
     if not paths:
         raise ConfigError(f"no images in {folder}: run the cleanse step first")
@@ -49,6 +54,25 @@ def load_image_folder(
             array = np.asarray(image.convert(_PIL_MODE[channels]))
         arrays.append(array[:, :, None] if array.ndim == 2 else array)
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def _from_array(folder: Path, channels: int, image_size: int | None) -> torch.Tensor:
+    array, _ = load_array(folder)
+    _, height, width, stored = array.shape
+    if image_size and (height, width) != (image_size, image_size):
+        raise ConfigError(
+            f"{folder} holds {width}x{height} images, training expects {image_size}x"
+            f"{image_size}: cleanse with the same image_size as training"
+        )
+    if stored != channels and not (channels == 3 and stored in (1, 4)):
+        raise ConfigError(
+            f"{folder} holds {stored}-channel images, {channels} are expected: cleanse with "
+            "the same transparent/greyscale settings as training"
+        )
+    images = torch.from_numpy(np.array(array)).permute(0, 3, 1, 2)
+    if stored == 1 and channels == 3:
+        images = images.expand(-1, 3, -1, -1)
+    return images[:, :channels].contiguous()
 
 
 class ImageBank:

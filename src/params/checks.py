@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from src.common.errors import ConfigError
-from src.common.gcs_uri import gcs_uri_problem
 
 Check = Callable[[Any], "str | None"]
 
@@ -116,29 +115,6 @@ def attn_res_layers_problem(text: str) -> str | None:
             'pass for example "32" or "32,64", or "" for no attention'
         )
     return None
-
-
-def fid_weights_problem(value: str) -> str | None:
-    if not value:
-        return None
-    problem = gcs_uri_problem(value, "fid_weights_uri")
-    if problem or not value.endswith((".pth", ".pt")):
-        return (
-            f"fid_weights_uri={value!r}: pass gs://BUCKET/OBJECT.pth holding torchvision's "
-            "inception_v3 weights, or leave it empty for no FID"
-        )
-    return None
-
-
-def checkpoint_root_problem(value: str) -> str | None:
-    if not value or value.startswith("/"):
-        return None
-    if value.startswith("gs://") and not gcs_uri_problem(value, "checkpoint_root"):
-        return None
-    return (
-        f"checkpoint_root={value!r}: pass a gs://BUCKET/FOLDER (or an absolute path) for this "
-        "run's checkpoints, or leave it empty to keep them beside the model artifact"
-    )
 
 
 def attention_problem(attn_res_layers: str, image_size: int) -> str | None:

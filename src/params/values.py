@@ -84,7 +84,7 @@ def typed_values(
                 problems.append(str(error))
                 typed.pop(name, None)
     problems += [
-        f"{p.name} is required: pass --param {p.name}=... ({p.help})"
+        f"{p.name} is required: pass --param {p.name}=..."
         for p in PARAMS
         if p.required and p.name not in typed and p.name not in given
     ]
