@@ -69,7 +69,6 @@ def main() -> None:
     server = GcsEmulator.start(work / "logs")
     proxy = HttpProxy(server.url, delay_s=args.rtt_ms / 2000).start()
     try:
-        server.client().create_bucket("bench")
         per_image_set(work / "per_image", args.images)
         packed_set(work / "per_image", work / "packed")
         client = anonymous_client(proxy.url)
@@ -77,9 +76,15 @@ def main() -> None:
         into = work / "into"
         reset = lambda: shutil.rmtree(into, ignore_errors=True)  # noqa: E731
 
+        def fresh_bucket() -> str:  # the emulator slows down as a bucket fills up
+            name = f"bench-{next(runs)}"
+            server.client().create_bucket(name)
+            return name
+
         def timed(layout: str) -> float:
+            buckets = iter([fresh_bucket() for _ in range(args.repeats)])
             seconds, _ = median_seconds(
-                lambda: cross(client, "bench", work / layout, f"{layout}/{next(runs)}/", into),
+                lambda: cross(client, next(buckets), work / layout, f"{layout}/", into),
                 args.repeats,
                 reset,
             )

@@ -49,6 +49,7 @@ class HttpProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else a small reply waits on the peer's delayed ACK
 
             def log_message(self, *args) -> None:
                 pass
