@@ -19,12 +19,9 @@ import io
 import os
 import shutil
 import tarfile
-import tempfile
-from pathlib import Path
 
-from bench.common import median_seconds, report
-from devtools.http_proxy import HttpProxy
-from src.backends.emulator import GcsEmulator, anonymous_client
+from bench.common import emulator_behind_proxy, median_seconds, report
+from src.backends.emulator import anonymous_client
 from src.data.download import DownloadLimits, download_dataset
 
 MEMBER_BYTES = 1024**2
@@ -50,11 +47,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--slice-mib", type=int, default=DownloadLimits().slice_bytes // 1024**2)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-archive-"))
-    server = GcsEmulator.start(work / "logs")
-    proxy = HttpProxy(server.url, delay_s=args.rtt_ms / 2000, bytes_per_s=args.cap_mb_s * 1e6)
-    proxy.start()
-    try:
+    with emulator_behind_proxy(
+        "bench-archive-", delay_s=args.rtt_ms / 2000, bytes_per_s=args.cap_mb_s * 1e6
+    ) as (work, server, proxy):
         data = archive_bytes(args.mib * 1024**2)
         server.client().create_bucket("bench").blob("set.tar").upload_from_string(data)
         client = anonymous_client(proxy.url)
@@ -80,10 +75,6 @@ def main() -> None:
             round(mib),
             "MiB",
         )
-    finally:
-        proxy.stop()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

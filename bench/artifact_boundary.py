@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
-from bench.common import median_seconds, report
-from devtools.http_proxy import HttpProxy
-from src.backends.emulator import GcsEmulator, anonymous_client
+from bench.common import emulator_behind_proxy, median_seconds, report
+from src.backends.emulator import anonymous_client
 from src.data.layout import MANIFEST_NAME, SHARDS_DIR, pack_shards
 
 PAYLOAD = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
@@ -65,10 +63,11 @@ def main() -> None:
     parser.add_argument("--rtt-ms", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-boundary-"))
-    server = GcsEmulator.start(work / "logs")
-    proxy = HttpProxy(server.url, delay_s=args.rtt_ms / 2000).start()
-    try:
+    with emulator_behind_proxy("bench-boundary-", delay_s=args.rtt_ms / 2000) as (
+        work,
+        server,
+        proxy,
+    ):
         per_image_set(work / "per_image", args.images)
         packed_set(work / "per_image", work / "packed")
         client = anonymous_client(proxy.url)
@@ -102,10 +101,6 @@ def main() -> None:
             args.images,
             "images",
         )
-    finally:
-        proxy.stop()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -47,3 +51,20 @@ def report(
     )
     print(f"  speed-up: {ratio:.2f}x")
     return ratio
+
+
+@contextlib.contextmanager
+def emulator_behind_proxy(prefix: str, **proxy_options) -> Iterator[tuple[Path, Any, Any]]:
+    """A scratch folder, fake-gcs-server, and the loopback proxy in front of it; all gone after."""
+    from devtools.http_proxy import HttpProxy
+    from src.backends.emulator import GcsEmulator
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    server = GcsEmulator.start(work / "logs")
+    proxy = HttpProxy(server.url, **proxy_options).start()
+    try:
+        yield work, server, proxy
+    finally:
+        proxy.stop()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 from pathlib import Path
 
-from bench.common import median_seconds, report
-from devtools.http_proxy import HttpProxy
-from src.backends.emulator import GcsEmulator, anonymous_client
+from bench.common import emulator_behind_proxy, median_seconds, report
+from src.backends.emulator import anonymous_client
 from src.data.download import download_dataset
 
 PAYLOAD = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
@@ -54,10 +52,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-download-"))
-    server = GcsEmulator.start(work / "logs")
-    proxy = HttpProxy(server.url, delay_s=args.rtt_ms / 2000).start()
-    try:
+    with emulator_behind_proxy("bench-download-", delay_s=args.rtt_ms / 2000) as (
+        work,
+        server,
+        proxy,
+    ):
         bucket = server.client().create_bucket("bench")
         for index in range(args.objects):
             bucket.blob(f"set/{index:05d}.png").upload_from_string(PAYLOAD)
@@ -79,10 +78,6 @@ def main() -> None:
         ours = f"download_dataset(workers={args.workers})"
         report(title, "sequential blob.download_to_filename", baseline, ours, candidate, args.objects, "objects")  # fmt: skip
         report(title, f"transfer_manager.download_many_to_path(threads={args.workers})", library_seconds, ours, candidate, args.objects, "objects")  # fmt: skip
-    finally:
-        proxy.stop()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

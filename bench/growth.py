@@ -25,9 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.common import ROOT
-from devtools.http_proxy import HttpProxy
-from src.backends.emulator import GcsEmulator
+from bench.common import ROOT, emulator_behind_proxy
 
 CHILD = """
 import json, resource, sys, time
@@ -87,10 +85,11 @@ def main() -> None:
     parser.add_argument("--rtt-ms", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-growth-"))
-    server = GcsEmulator.start(work / "logs")
-    proxy = HttpProxy(server.url, delay_s=args.rtt_ms / 2000).start()
-    try:
+    with emulator_behind_proxy("bench-growth-", delay_s=args.rtt_ms / 2000) as (
+        work,
+        server,
+        proxy,
+    ):
         client = server.client()
         client.create_bucket("bench")
         figures = {}
@@ -121,10 +120,6 @@ def main() -> None:
                 f"peak memory {small[kind]['own_mb']:.0f} MB -> {large[kind]['own_mb']:.0f} MB "
                 f"(decoding processes {small[kind]['workers_mb']:.0f} -> {large[kind]['workers_mb']:.0f} MB)"
             )  # fmt: skip
-    finally:
-        proxy.stop()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
