@@ -334,7 +334,6 @@ class _Fetcher:
         pinned = blob.bucket.blob(blob.name, generation=blob.generation)
         if sliced:  # what the slices are checked against; without it the library reloads
             pinned._properties.update(size=str(blob.size), crc32c=blob.crc32c)
-        if sliced:
             download = functools.partial(self._slices, pinned, path, workers)
         else:
             download = functools.partial(
