@@ -49,10 +49,10 @@ def main() -> None:
     args = parser.parse_args()
     with emulator_behind_proxy(
         "bench-archive-", delay_s=args.rtt_ms / 2000, bytes_per_s=args.cap_mb_s * 1e6
-    ) as (work, server, proxy):
+    ) as (work, server, proxy_url):
         data = archive_bytes(args.mib * 1024**2)
         server.client().create_bucket("bench").blob("set.tar").upload_from_string(data)
-        client = anonymous_client(proxy.url)
+        client = anonymous_client(proxy_url)
         out = work / "out"
         reset = lambda: shutil.rmtree(out, ignore_errors=True)  # noqa: E731
 

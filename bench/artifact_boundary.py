@@ -21,7 +21,8 @@ from pathlib import Path
 
 from bench.common import emulator_behind_proxy, median_seconds, report
 from src.backends.emulator import anonymous_client
-from src.data.layout import MANIFEST_NAME, SHARDS_DIR, pack_shards
+from src.data.layout import MANIFEST_NAME, SHARDS_DIR
+from src.data.shard_writer import pack_shards
 
 PAYLOAD = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
 
@@ -66,11 +67,11 @@ def main() -> None:
     with emulator_behind_proxy("bench-boundary-", delay_s=args.rtt_ms / 2000) as (
         work,
         server,
-        proxy,
+        proxy_url,
     ):
         per_image_set(work / "per_image", args.images)
         packed_set(work / "per_image", work / "packed")
-        client = anonymous_client(proxy.url)
+        client = anonymous_client(proxy_url)
         runs = iter(range(10**6))
         into = work / "into"
         reset = lambda: shutil.rmtree(into, ignore_errors=True)  # noqa: E731

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +32,20 @@ def median_seconds(
     return statistics.median(times), times
 
 
+def interleaved_medians(
+    actions: dict[str, Callable[[], object]], repeats: int, setup: Callable[[], object]
+) -> dict[str, float]:
+    """Median wall time of each action, run in turn within each repeat (drift hits all alike)."""
+    times: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(repeats):
+        for name, action in actions.items():
+            setup()
+            started = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def report(
     name: str,
     baseline_label: str,
@@ -54,17 +69,25 @@ def report(
 
 
 @contextlib.contextmanager
-def emulator_behind_proxy(prefix: str, **proxy_options) -> Iterator[tuple[Path, Any, Any]]:
-    """A scratch folder, fake-gcs-server, and the loopback proxy in front of it; all gone after."""
-    from devtools.http_proxy import HttpProxy
+def emulator_behind_proxy(
+    prefix: str, delay_s: float = 0.0, bytes_per_s: float = 0.0
+) -> Iterator[tuple[Path, Any, str]]:
+    """A scratch folder, fake-gcs-server, and the URL of the loopback proxy in front of it.
+
+    The proxy runs in a process of its own: it stands for the network, whose work
+    must not take the measured process's interpreter lock. All is gone after.
+    """
     from src.backends.emulator import GcsEmulator
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
     server = GcsEmulator.start(work / "logs")
-    proxy = HttpProxy(server.url, **proxy_options).start()
+    command = [sys.executable, "-m", "devtools.http_proxy", server.url]
+    command += ["--delay-s", str(delay_s), "--bytes-per-s", str(bytes_per_s)]
+    proxy = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
-        yield work, server, proxy
+        yield work, server, proxy.stdout.readline().strip()
     finally:
-        proxy.stop()
+        proxy.kill()
+        proxy.wait()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

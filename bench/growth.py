@@ -88,7 +88,7 @@ def main() -> None:
     with emulator_behind_proxy("bench-growth-", delay_s=args.rtt_ms / 2000) as (
         work,
         server,
-        proxy,
+        proxy_url,
     ):
         client = server.client()
         client.create_bucket("bench")
@@ -101,9 +101,9 @@ def main() -> None:
                 shutil.rmtree(dest, ignore_errors=True)
                 shutil.rmtree(out, ignore_errors=True)
                 runs["download"].append(
-                    child("download", proxy.url, dest, out, f"gs://bench/set{count}/")
+                    child("download", proxy_url, dest, out, f"gs://bench/set{count}/")
                 )
-                runs["cleanse"].append(child("cleanse", proxy.url, dest, out))
+                runs["cleanse"].append(child("cleanse", proxy_url, dest, out))
             figures[count] = {
                 kind: {
                     "rate": count / statistics.median(r["seconds"] for r in results),

@@ -69,21 +69,14 @@ class HttpProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 try:
-                    headers = {
-                        k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS
-                    }
-                    connection.request(self.command, self.path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    data = response.read()
+                    response, data = self._upstream(body, headers)
                 except OSError:
                     self.send_response(502)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                finally:
-                    connection.close()
                 time.sleep(proxy.delay_s)
                 if proxy.stall and proxy.stall(self.path):
                     proxy.stopped.wait(300)
@@ -106,6 +99,32 @@ class HttpProxy:
                 proxy.send_paced(self.wfile, data)
                 if proxy.after_request:
                     proxy.after_request(number)
+
+            def _upstream(self, body: bytes | None, headers: dict):
+                """The reply, on this client connection's kept-alive upstream connection.
+
+                A kept connection that the emulator has closed meanwhile is replaced once.
+                """
+                kept = getattr(self, "connection_upstream", None)
+                if kept is not None:
+                    try:
+                        return self._exchange(kept, body, headers)
+                    except OSError:
+                        kept.close()
+                self.connection_upstream = http.client.HTTPConnection(
+                    target.hostname, target.port, timeout=30
+                )
+                return self._exchange(self.connection_upstream, body, headers)
+
+            def _exchange(self, connection, body: bytes | None, headers: dict):
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                return response, response.read()
+
+            def finish(self) -> None:
+                super().finish()
+                if getattr(self, "connection_upstream", None) is not None:
+                    self.connection_upstream.close()
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
 
@@ -131,3 +150,21 @@ class HttpProxy:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+
+
+def main() -> None:
+    """Serves a proxy in this process until killed; prints its URL first (for benchmarks)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Latency proxy for GCS benchmarks.")
+    parser.add_argument("upstream")
+    parser.add_argument("--delay-s", type=float, default=0.0)
+    parser.add_argument("--bytes-per-s", type=float, default=0.0)
+    args = parser.parse_args()
+    proxy = HttpProxy(args.upstream, delay_s=args.delay_s, bytes_per_s=args.bytes_per_s).start()
+    print(proxy.url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -300,3 +300,71 @@ def test_an_archive_replaced_during_a_sliced_download_fails_and_says_so(
     finally:
         proxy.stop()
     assert dataset_files(tmp_path / "ds") == set()
+
+
+def test_an_object_too_large_for_memory_goes_through_a_file_and_arrives_whole(
+    fresh_bucket, gcs_client, tmp_path, monkeypatch
+):
+    from src.data import download
+
+    contents = {"set/small.png": PNG[:64], "set/big.png": PNG * 3}
+    for name, data in contents.items():
+        fresh_bucket.blob(name).upload_from_string(data)
+    monkeypatch.setattr(download, "IN_MEMORY_BYTES", len(PNG))
+    to_file, in_memory = [], []
+    monkeypatch.setattr(download._Fetcher, "__call__", spy(download._Fetcher.__call__, to_file))
+    monkeypatch.setattr(download._Fetcher, "read", spy(download._Fetcher.read, in_memory))
+    download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=gcs_client)
+    assert (to_file, in_memory) == (["set/big.png"], ["set/small.png"])
+    assert shard_members(tmp_path / "ds") == {"big.png": PNG * 3, "small.png": PNG[:64]}
+    assert dataset_files(tmp_path / "ds") == {"images/big.png", "images/small.png", "manifest.json"}
+
+
+def spy(method, calls: list):
+    def recorded(self, blob, *args):
+        calls.append(blob.name)
+        return method(self, blob, *args)
+
+    return recorded
+
+
+def test_proxy_settings_in_the_environment_still_route_every_request(
+    emulator, fresh_bucket, tmp_path, monkeypatch
+):
+    """The session reads the environment once: what it reads must still apply."""
+    for index in range(3):
+        fresh_bucket.blob(f"set/{index}.png").upload_from_string(PNG)
+    for name in ("HTTP_PROXY", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = HttpProxy(emulator.url).start()
+    monkeypatch.setenv("http_proxy", proxy.url)
+    try:
+        client = anonymous_client(emulator.url)
+        result = download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=client)
+    finally:
+        proxy.stop()
+    assert result.object_count == 3
+    assert sum("alt=media" in path for path in proxy.paths) == 3  # each object through the proxy
+    assert any("prefix=set" in path for path in proxy.paths)  # and the listing
+    assert client._http.trust_env is False  # and it is not read again per request
+
+
+def test_shards_written_from_many_threads_hold_every_member_where_they_say(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from src.data import shard_writer
+
+    monkeypatch.setattr(shard_writer, "SHARD_BYTES", 20_000)
+    members = {f"m{index:03d}.png": os.urandom(index * 37 + 1) for index in range(200)}
+    with shard_writer.ShardWriter(tmp_path / "shards") as writer, ThreadPoolExecutor(16) as pool:
+        placed = dict(zip(members, pool.map(writer.add, members, members.values()), strict=True))
+    assert len({shard for shard, _ in placed.values()}) > 1
+    for name, (shard, offset) in placed.items():
+        assert (tmp_path / shard).read_bytes()[offset : offset + len(members[name])] == members[
+            name
+        ]
+    listed = set()
+    for shard in (tmp_path / "shards").iterdir():
+        with tarfile.open(shard) as archive:  # each shard is a complete tar
+            listed |= set(archive.getnames())
+    assert listed == set(members)

@@ -30,6 +30,9 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def write_json_atomically(path: Path, payload: Any) -> None:
-    """Writes `payload` as sorted, indented JSON; the old file stays until the new one is whole."""
-    write_bytes_atomically(path, json.dumps(payload, indent=1, sort_keys=True).encode())
+def write_json_atomically(path: Path, payload: Any, indent: int | None = 1) -> None:
+    """Writes `payload` as sorted JSON; the old file stays until the new one is whole.
+
+    `indent=None` (one line) is several times faster to write for large payloads.
+    """
+    write_bytes_atomically(path, json.dumps(payload, indent=indent, sort_keys=True).encode())

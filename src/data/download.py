@@ -21,7 +21,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -32,8 +32,9 @@ from src.common.errors import ConfigError
 from src.common.gcs_uri import parse_gcs_uri
 from src.common.progress import Progress
 from src.common.retry import with_retries
-from src.data.layout import MANIFEST_NAME, SHARDS_DIR, DownloadError, pack_shards
+from src.data.layout import MANIFEST_NAME, SHARDS_DIR, DownloadError
 from src.data.safe_names import LocalNames, resolve_inside, safe_relative_path
+from src.data.shard_writer import ShardWriter
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,12 @@ def has_image_extension(name: str) -> bool:
 
 
 def manifest_digest(entries: list[ManifestEntry]) -> str:
-    """SHA-256 over names, generations, sizes and checksums: changes when the source does."""
-    canonical = json.dumps([asdict(entry) for entry in entries], sort_keys=True)
+    """SHA-256 over names, generations, sizes and checksums: changes when the source does.
+
+    Where the bytes sit in the shards (finishing order) is left out.
+    """
+    identity = [{k: v for k, v in vars(e).items() if k not in ("shard", "offset")} for e in entries]
+    canonical = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -169,26 +174,30 @@ def download_dataset(
     if workers < 1:
         raise ConfigError(f"download_workers={workers} must be at least 1")
     client = client or _default_client()
+    if hasattr(client, "_http"):  # a google.cloud.storage.Client (tests pass stand-ins)
+        read_environment_once(client._http, _endpoint(client))
     started = time.monotonic()
     dest.mkdir(parents=True, exist_ok=True)
     _clear_folder(dest)
     try:
         blobs = _list_blobs(client, bucket_name, prefix, attempts, limits)
         fetch = _Fetcher(attempts, limits)
-        if len(blobs) == 1 and blobs[0].name == prefix and is_archive(prefix):
-            entries, skipped = _download_archive(blobs[0], dest, limits, fetch, workers)
-        else:
-            entries, skipped = _download_objects(blobs, prefix, dest, workers, limits, fetch)
-        entries = _pack(dest, entries)
+        with ShardWriter(dest / SHARDS_DIR) as shards:
+            if len(blobs) == 1 and blobs[0].name == prefix and is_archive(prefix):
+                entries, skipped = _download_archive(blobs[0], dest, limits, fetch, workers)
+                entries = _pack(dest, entries, shards)
+            else:
+                entries, skipped = _download_objects(blobs, prefix, dest, workers, limits, fetch, shards)  # fmt: skip
         digest = manifest_digest(entries)
         write_json_atomically(
             dest / MANIFEST_NAME,
             {
                 "source_uri": source_uri,
                 "sha256": digest,
-                "objects": [asdict(e) for e in entries],
-                "skipped": [asdict(s) for s in skipped],
+                "objects": [vars(e) for e in entries],
+                "skipped": [vars(s) for s in skipped],
             },
+            indent=None,  # up to max_objects entries
         )
     except BaseException:
         _clear_folder(dest)
@@ -213,15 +222,31 @@ def download_dataset(
     return result
 
 
-def _pack(dest: Path, entries: list[ManifestEntry]) -> list[ManifestEntry]:
-    """Moves the downloaded files into tar shards: few files cross the step boundary."""
+def _pack(dest: Path, entries: list[ManifestEntry], shards: ShardWriter) -> list[ManifestEntry]:
+    """Moves the unpacked files into tar shards: few files cross the step boundary."""
     staging = dest / STAGING_DIR
-    placed = pack_shards(staging, [e.path for e in entries], dest / SHARDS_DIR)
+    packed = [_placed(e, shards.add(e.path, staging / e.path)) for e in entries]
     shutil.rmtree(staging)
-    return [
-        replace(e, shard=shard, offset=offset)
-        for e, (shard, offset) in zip(entries, placed, strict=True)
-    ]
+    return packed
+
+
+def _placed(entry: ManifestEntry, where: tuple[str, int]) -> ManifestEntry:
+    return replace(entry, shard=where[0], offset=where[1])
+
+
+def read_environment_once(session, url: str) -> None:
+    """Reads proxy and CA-bundle settings from the environment now, not on every request.
+
+    requests re-reads os.environ twice per request when `trust_env` is on: a third of
+    the CPU of each small object's download here, more in a pod's long environment.
+    """
+    import requests.utils
+
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
 
 
 def _default_client():
@@ -324,31 +349,35 @@ class _Fetcher:
         self.attempts, self.timeout_s = attempts, limits.request_timeout_s
         self.slice_bytes = limits.slice_bytes
 
+    def read(self, blob) -> bytes:
+        """The listed generation's bytes, from memory (no file to write, rename and read back)."""
+        pinned = _pinned(blob)
+        data = self._guarded(blob, lambda: pinned.download_as_bytes(retry=None, timeout=self.timeout_s))  # fmt: skip
+        if not _matches_listing(blob, pinned, lambda: (data,)):
+            raise self._changed(blob)
+        return data
+
     def __call__(self, blob, path: Path, workers: int = 1) -> None:
         """Downloads `blob`'s listed generation to `path`; large objects in parallel slices."""
+        pinned = _pinned(blob)
+        if workers > 1 and (blob.size or 0) > 2 * self.slice_bytes:
+            # What the joined slices are checked against; without it the library reloads.
+            pinned._properties.update(size=str(blob.size), crc32c=blob.crc32c)
+            self._guarded(blob, functools.partial(self._slices, pinned, path, workers))
+            return
+        self._guarded(blob, functools.partial(pinned.download_to_filename, str(path), retry=None, timeout=self.timeout_s))  # fmt: skip
+        if not _matches_listing(blob, pinned, functools.partial(_chunks, path)):
+            raise self._changed(blob)
+
+    def _guarded(self, blob, download: Callable[[], Any]) -> Any:
+        """Runs `download` with retries; a vanished generation or mismatched slices say "changed"."""
         from google.api_core import exceptions as api_exceptions
         from google.cloud.storage.exceptions import DataCorruption
 
-        sliced = workers > 1 and (blob.size or 0) > 2 * self.slice_bytes
-        # The listed version, addressed by name (its media link names the server, not our route).
-        pinned = blob.bucket.blob(blob.name, generation=blob.generation)
-        if sliced:  # what the slices are checked against; without it the library reloads
-            pinned._properties.update(size=str(blob.size), crc32c=blob.crc32c)
-            download = functools.partial(self._slices, pinned, path, workers)
-        else:
-            download = functools.partial(
-                pinned.download_to_filename, str(path), retry=None, timeout=self.timeout_s
-            )
         try:
-            with_retries(download, what=f"download of {blob.name}", attempts=self.attempts)
-        except api_exceptions.NotFound as error:
+            return with_retries(download, what=f"download of {blob.name}", attempts=self.attempts)
+        except (api_exceptions.NotFound, DataCorruption) as error:
             raise self._changed(blob) from error
-        except DataCorruption as error:
-            if not sliced:
-                raise
-            raise self._changed(blob) from error  # the joined slices never matched the listing
-        if not sliced and not _matches_listing(path, blob, pinned):
-            raise self._changed(blob)
 
     def _slices(self, pinned, path: Path, workers: int) -> None:
         """Byte ranges on `workers` connections; their joined CRC32C must match the listing's."""
@@ -373,11 +402,22 @@ class _Fetcher:
         )
 
 
-def _matches_listing(path: Path, listed, served) -> bool:
+def _pinned(blob) -> Blob:
+    """The listed version, addressed by name (its media link names the server, not our route)."""
+    return blob.bucket.blob(blob.name, generation=blob.generation)
+
+
+def _chunks(path: Path):
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024**2):
+            yield chunk
+
+
+def _matches_listing(listed, served, chunks: Callable[[], Any]) -> bool:
     """The served object is the listed one: same MD5 (or CRC32C) as the listing.
 
     The client has already checked the body against the hash the server sent
-    (`served`, from X-Goog-Hash); only without one is the file hashed here.
+    (`served`, from X-Goog-Hash); only without one are the bytes hashed here.
     """
     for checksum in ("md5_hash", "crc32c"):
         expected, got = getattr(listed, checksum), getattr(served, checksum)
@@ -391,10 +431,12 @@ def _matches_listing(path: Path, listed, served) -> bool:
         digest, expected = google_crc32c.Checksum(), listed.crc32c
     else:
         return True
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1024**2):
-            digest.update(chunk)
+    for chunk in chunks():
+        digest.update(chunk)
     return base64.b64encode(digest.digest()).decode() == expected
+
+
+IN_MEMORY_BYTES = 16 * 1024**2  # a larger object goes through a staging file, not memory
 
 
 def _download_objects(
@@ -404,6 +446,7 @@ def _download_objects(
     workers: int,
     limits: DownloadLimits,
     fetch: _Fetcher,
+    shards: ShardWriter,
 ) -> tuple[list[ManifestEntry], list[Skipped]]:
     """Downloads the image objects through transfer_manager's thread pool, each pinned and checked."""
     from google.cloud.storage import transfer_manager
@@ -417,37 +460,33 @@ def _download_objects(
             "at a single .zip/.tar/.tar.gz archive"
         )
     _check_limits(len(selected), sum(b.size or 0 for b, _, _ in selected), limits, "the prefix")
-    images_root = dest / STAGING_DIR
     progress = Progress("download", total=len(selected), unit="objects", logger=log)
-    targets = [resolve_inside(images_root, relative) for _, relative, _ in selected]
-    for folder in {target.parent for target in targets}:
-        folder.mkdir(parents=True, exist_ok=True)
-    jobs = [_PinnedJob(blob, fetch, progress) for blob, _, _ in selected]
+    (dest / STAGING_DIR).mkdir()
+    jobs = [_PinnedJob(blob, relative.as_posix(), fetch, shards, progress) for blob, relative, _ in selected]  # fmt: skip
     outcomes = transfer_manager.download_many(
-        [(job, str(_partial(target))) for job, target in zip(jobs, targets, strict=True)],
+        [(job, str(dest / STAGING_DIR / str(n))) for n, job in enumerate(jobs)],
         worker_type=transfer_manager.THREAD,
         max_workers=workers,
     )
     entries: list[ManifestEntry] = []
-    for (blob, relative, renamed), target, outcome in zip(selected, targets, outcomes, strict=True):
+    for (blob, relative, renamed), job, outcome in zip(selected, jobs, outcomes, strict=True):
         if isinstance(outcome, DownloadError):
             raise outcome
         if isinstance(outcome, Exception):
             log.warning("skipping %s: it could not be read (%s)", blob.name, outcome)
             skipped.append(Skipped(blob.name, "unreadable"))
             continue
-        os.replace(_partial(target), target)
-        entries.append(
-            ManifestEntry(
-                name=blob.name,
-                path=relative.as_posix(),
-                size=blob.size,
-                generation=blob.generation,
-                md5=blob.md5_hash,
-                crc32c=blob.crc32c,
-                renamed=renamed,
-            )
+        entry = ManifestEntry(
+            name=blob.name,
+            path=relative.as_posix(),
+            size=blob.size,
+            generation=blob.generation,
+            md5=blob.md5_hash,
+            crc32c=blob.crc32c,
+            renamed=renamed,
         )
+        entries.append(_placed(entry, job.placed))
+    shutil.rmtree(dest / STAGING_DIR)
     unreadable = sum(s.reason == "unreadable" for s in skipped)
     allowed = max(MIN_UNREADABLE_ALLOWED, len(selected) // 100)
     if unreadable > allowed or not entries:
@@ -459,26 +498,30 @@ def _download_objects(
     return entries, sorted(skipped, key=lambda s: s.name)
 
 
-def _partial(target: Path) -> Path:
-    return target.with_name(target.name + ".part")
-
-
 class _PinnedJob(Blob):
     """One listed object version, as transfer_manager's workers see it.
 
     `download_many` calls `_handle_filename_and_download(filename, **kwargs)` on each
     Blob it is given (google-cloud-storage 3.x): here that is our fetch (pinned
-    generation, retries, timeout, checksum against the listing) plus progress, so the
-    library runs the pool and nothing of ours is lost.
+    generation, retries, timeout, checksum against the listing), the append to a
+    shard, and progress, so the library runs the pool and nothing of ours is lost.
+    `filename` is a staging path, used only by objects too large to hold in memory.
     """
 
-    def __init__(self, listed, fetch: _Fetcher, progress: Progress) -> None:
+    def __init__(self, listed, relative: str, fetch: _Fetcher, shards: ShardWriter, progress: Progress) -> None:  # fmt: skip
         super().__init__(listed.name, bucket=listed.bucket, generation=listed.generation)
-        self.listed, self.fetch, self.progress = listed, fetch, progress
+        self.listed, self.relative, self.fetch = listed, relative, fetch
+        self.shards, self.progress = shards, progress
+        self.placed: tuple[str, int] | None = None
 
     def _handle_filename_and_download(self, filename: str, *_: Any, **__: Any) -> None:
         try:
-            self.fetch(self.listed, Path(filename))
+            if (self.listed.size or 0) <= IN_MEMORY_BYTES:
+                self.placed = self.shards.add(self.relative, self.fetch.read(self.listed))
+            else:
+                self.fetch(self.listed, Path(filename))
+                self.placed = self.shards.add(self.relative, Path(filename))
+                os.unlink(filename)
         finally:
             self.progress.advance()
 

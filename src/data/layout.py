@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,37 +41,6 @@ class InputFile:
 
     def is_empty(self) -> bool:
         return (Path(self.path).stat().st_size if self.size < 0 else self.size) == 0
-
-
-def pack_shards(folder: Path, relatives: list[str], shards: Path) -> list[tuple[str, int]]:
-    """Copies each file `folder/relative` into tar shards in `shards/`; returns (shard, offset)."""
-    shards.mkdir(parents=True, exist_ok=True)
-    placed = []
-    for number, group in enumerate(_groups(folder, relatives)):
-        name = f"{SHARDS_DIR}/shard-{number:05d}.tar"
-        with tarfile.open(shards / Path(name).name, "w", format=tarfile.PAX_FORMAT) as archive:
-            for relative, size in group:
-                info = tarfile.TarInfo(relative)
-                info.size = size
-                with open(folder / relative, "rb") as handle:
-                    archive.addfile(info, handle)
-                # addfile wrote header, data and padding to a 512-byte block: step back over both.
-                placed.append((name, archive.offset - size - (-size % tarfile.BLOCKSIZE)))
-    return placed
-
-
-def _groups(folder: Path, relatives: list[str]):
-    """Consecutive files, about SHARD_BYTES a group."""
-    group, total = [], 0
-    for relative in relatives:
-        size = (folder / relative).stat().st_size
-        if group and total + size > SHARD_BYTES:
-            yield group
-            group, total = [], 0
-        group.append((relative, size))
-        total += size
-    if group:
-        yield group
 
 
 def require_complete(dataset_dir: Path) -> Path:

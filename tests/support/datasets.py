@@ -49,7 +49,8 @@ def raw_dataset(source: Path, dest: Path, pattern: str = "*") -> Path:
     """A downloaded-set folder (shards and manifest) holding the files of `source`, as the download step writes it."""
     import json
 
-    from src.data.layout import MANIFEST_NAME, SHARDS_DIR, pack_shards
+    from src.data.layout import MANIFEST_NAME, SHARDS_DIR
+    from src.data.shard_writer import pack_shards
 
     relatives = sorted(
         p.relative_to(source).as_posix() for p in source.rglob(pattern) if p.is_file()
