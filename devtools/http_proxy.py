@@ -1,12 +1,14 @@
 """An HTTP forwarding proxy on 127.0.0.1 that adds latency or answers 503, for GCS tests.
 
-It forwards each request to `upstream` (the emulator) with http.client. Every
+It forwards each request to `upstream` (the emulator) with http.client, on one
+kept-alive upstream connection per client connection. Every
 request first sleeps `delay_s`, and so does every response (so the round trip
 gains 2 x delay_s); `fail_every`=N answers every Nth request with 503 instead.
 `bytes_per_s` caps each response body's rate: it is written in 64 KiB pieces, each
 followed by the sleep that holds the pace. A client connection carries one
 response at a time, so this is a cap per connection, like a per-stream limit on
-a long-distance link.
+a long-distance link. `python -m devtools.http_proxy UPSTREAM` serves one in a
+process of its own (benchmarks: its work must not share the measured client's GIL).
 """
 
 from __future__ import annotations
