@@ -24,7 +24,15 @@ def test_cleanse_benchmark_prints_a_ratio():
 
 def test_download_benchmark_prints_a_ratio():
     output = run_bench(
-        "bench.download_parallel", "--objects", "12", "--repeats", "1", "--rtt-ms", "4"
+        "bench.download_parallel",
+        "--objects",
+        "12",
+        "--repeats",
+        "1",
+        "--parallel-repeats",
+        "1",
+        "--rtt-ms",
+        "4",
     )
     assert re.search(r"speed-up: \d+\.\d+x", output)
 
