@@ -46,7 +46,7 @@ class ArrayWriter:
         self.handle.close()
         os.replace(self.partial, self.folder / ARRAY_NAME)
         index = {"shape": [len(self.names), *self.row_shape], "names": self.names}
-        write_json_atomically(self.folder / INDEX_NAME, index | (extra or {}))
+        write_json_atomically(self.folder / INDEX_NAME, index | (extra or {}), indent=None)
 
     def abandon(self) -> None:
         self.handle.close()

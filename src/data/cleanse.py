@@ -16,8 +16,8 @@ import logging
 import os
 import time
 import warnings
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ class FileOutcome:
     source: str
     reason: str
     output: str | None = None
-    content_hash: str | None = None
+    content_hash: bytes | None = None  # 128 bits of SHA-256: one per kept image stays in memory
     perceptual_hash: int | None = None
     detail: str = ""  # for a duplicate: the kept file it repeats
     grey: bool = False  # an RGB image whose three channels are equal
@@ -233,9 +233,9 @@ def process_file(item: InputFile, settings: CleanseSettings) -> FileOutcome:
     except (OSError, SyntaxError, ValueError) as error:
         reason = "truncated" if "truncat" in str(error).lower() else "undecodable"
         return FileOutcome(relative, reason, detail=str(error)[:200])
-    content_hash = hashlib.sha256(
-        f"{image.mode}{image.size}".encode() + image.tobytes()
-    ).hexdigest()
+    content_hash = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).digest()[
+        :16
+    ]
     result = resize_and_crop(image, settings.image_size)
     pixels = np.asarray(result)
     return FileOutcome(
@@ -281,7 +281,7 @@ class DuplicateFilter:
 
     def __init__(self, max_distance: int) -> None:
         self.max_distance = max_distance
-        self.first_with: dict[str, str] = {}
+        self.first_with: dict[bytes, str] = {}
         self.kept_hashes: list[tuple[int, str]] = []
 
     def check(self, outcome: FileOutcome) -> FileOutcome:
@@ -291,12 +291,11 @@ class DuplicateFilter:
         if original is not None:
             return FileOutcome(outcome.source, "duplicate", outcome.output, detail=original)
         self.first_with[outcome.content_hash] = outcome.source
-        if self.max_distance >= 0:
-            for other, source in self.kept_hashes:
-                if (outcome.perceptual_hash ^ other).bit_count() <= self.max_distance:
-                    return FileOutcome(
-                        outcome.source, "near_duplicate", outcome.output, detail=source
-                    )
+        if self.max_distance < 0:
+            return outcome
+        for other, source in self.kept_hashes:
+            if (outcome.perceptual_hash ^ other).bit_count() <= self.max_distance:
+                return FileOutcome(outcome.source, "near_duplicate", outcome.output, detail=source)
         self.kept_hashes.append((outcome.perceptual_hash, outcome.source))
         return outcome
 
@@ -333,75 +332,84 @@ def cleanse_inputs(
     size = settings.image_size
     writer = ArrayWriter(dest, (size, size, len(settings.mode)))
     try:
-        outcomes, processes = _cleanse_into(writer, items, settings)
-        report = _report(outcomes, settings, processes, len(items), time.monotonic() - started)
+        tally, processes = _cleanse_into(writer, items, settings)
+        report = tally.report(writer.names, settings, processes, time.monotonic() - started)
         checks.require(checks.enough_images_problem(report.kept, settings.min_images))
     except BaseException:
         writer.abandon()
         raise
-    writer.close({"sources": [o.source for o in outcomes if o.reason == KEPT]})
+    writer.close({"sources": tally.kept_sources})
     write_json_atomically(dest / REPORT_NAME, report.as_dict())
     return report
 
 
+@dataclass
+class _Tally:
+    """What the report needs from the outcomes, gathered as they stream past.
+
+    Only the kept files' names grow with the set (duplicates and examples too, but
+    those are few): no outcome is held, so memory stays flat as the set grows.
+    """
+
+    kept_sources: list[str] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    examples: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)
+    all_grey: bool = True
+
+    def add(self, outcome: FileOutcome) -> None:
+        if outcome.reason == KEPT:
+            self.kept_sources.append(outcome.source)
+            self.all_grey = self.all_grey and outcome.grey
+            return
+        self.dropped[outcome.reason] += 1
+        if len(self.examples[outcome.reason]) < EXAMPLES:
+            self.examples[outcome.reason].append((outcome.source, outcome.detail))
+        if outcome.reason.endswith("duplicate"):
+            self.duplicates.append((outcome.source, outcome.detail))
+
+    def report(
+        self, outputs: list[str], settings: CleanseSettings, processes: int, seconds: float
+    ) -> CleanseReport:
+        total = len(outputs) + sum(self.dropped.values())
+        report = CleanseReport(
+            kept=len(outputs),
+            dropped=dict(self.dropped),
+            examples=dict(self.examples),
+            image_size=settings.image_size,
+            mode=settings.mode,
+            seconds=seconds,
+            images_per_second=total / seconds if seconds > 0 else 0.0,
+            outputs=outputs,
+            processes=processes,
+            duplicates=self.duplicates,
+            all_grey=bool(outputs) and self.all_grey,
+        )
+        if report.all_grey:
+            log.warning(GREY_ADVICE.replace("**", ""))
+        log.info(
+            "cleansed %d files in %.1fs (%.0f/s): kept %d, dropped %s",
+            total,
+            seconds,
+            report.images_per_second,
+            report.kept,
+            dict(self.dropped) or "none",
+        )
+        return report
+
+
 def _cleanse_into(
     writer: ArrayWriter, items: list[InputFile], settings: CleanseSettings
-) -> tuple[list[FileOutcome], int]:
+) -> tuple[_Tally, int]:
     """Decodes `items` on the cores, appending each kept image to `writer` in name order."""
-    duplicates = DuplicateFilter(settings.near_duplicate_distance)
-    outcomes = []
-    workers = settings.workers or usable_cores()
-    results, processes = _decoded(items, settings, workers)
+    duplicates, tally = DuplicateFilter(settings.near_duplicate_distance), _Tally()
+    results, processes = _decoded(items, settings, settings.workers or usable_cores())
     for outcome in results:
         outcome = duplicates.check(outcome)
         if outcome.reason == KEPT:
             writer.append(outcome.pixels, outcome.output)
-        outcomes.append(replace(outcome, pixels=None))
-    return outcomes, len(processes)
-
-
-def _report(
-    outcomes: list[FileOutcome],
-    settings: CleanseSettings,
-    processes: int,
-    total: int,
-    seconds: float,
-) -> CleanseReport:
-    dropped: Counter = Counter()
-    examples: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    kept, grey = [], []
-    for outcome in outcomes:
-        if outcome.reason == KEPT:
-            kept.append(outcome.output)
-            grey.append(outcome.grey)
-            continue
-        dropped[outcome.reason] += 1
-        if len(examples[outcome.reason]) < EXAMPLES:
-            examples[outcome.reason].append((outcome.source, outcome.detail))
-    report = CleanseReport(
-        kept=len(kept),
-        dropped=dict(dropped),
-        examples=dict(examples),
-        image_size=settings.image_size,
-        mode=settings.mode,
-        seconds=seconds,
-        images_per_second=total / seconds if seconds > 0 else 0.0,
-        outputs=kept,
-        processes=processes,
-        duplicates=[(o.source, o.detail) for o in outcomes if o.reason.endswith("duplicate")],
-        all_grey=bool(grey) and all(grey),
-    )
-    if report.all_grey:
-        log.warning(GREY_ADVICE.replace("**", ""))
-    log.info(
-        "cleansed %d files in %.1fs (%.0f/s): kept %d, dropped %s",
-        total,
-        seconds,
-        report.images_per_second,
-        report.kept,
-        dict(dropped) or "none",
-    )
-    return report
+        tally.add(outcome)
+    return tally, len(processes)
 
 
 def _decoded(items: list[InputFile], settings: CleanseSettings, workers: int):
@@ -419,7 +427,7 @@ def _decoded(items: list[InputFile], settings: CleanseSettings, workers: int):
             results = (_process_chunk(chunk, settings) for chunk in chunks)
         else:
             pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers)
-            results = pool.map(_process_chunk, chunks, [settings] * len(chunks))
+            results = _in_order(pool, chunks, settings, ahead=2 * workers)
         try:
             for pid, chunk_outcomes in results:
                 pids.add(pid)
@@ -430,3 +438,18 @@ def _decoded(items: list[InputFile], settings: CleanseSettings, workers: int):
                 pool.shutdown(cancel_futures=True)
 
     return outcomes(), pids
+
+
+def _in_order(pool, chunks: list[list[InputFile]], settings: CleanseSettings, ahead: int):
+    """Chunk results in order, with at most `ahead` chunks submitted and not yet consumed.
+
+    (`Executor.map` submits every chunk at once: decoded pixels then pile up in
+    memory whenever this process falls behind the decoding ones.)
+    """
+    pending: deque = deque()
+    for chunk in chunks:
+        pending.append(pool.submit(_process_chunk, chunk, settings))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

@@ -23,7 +23,7 @@ class DownloadError(RuntimeError):
     """The source cannot be downloaded; the message says what to do."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputFile:
     """One input: a whole file, or `size` bytes at `offset` in a shard."""
 
@@ -54,12 +54,21 @@ def require_complete(dataset_dir: Path) -> Path:
 
 
 def raw_inputs(dataset_dir: Path) -> list[InputFile]:
-    """Every downloaded object as a slice of its shard, in name order."""
-    manifest = json.loads((require_complete(dataset_dir) / MANIFEST_NAME).read_text())
-    return sorted(
-        (
-            InputFile(str(dataset_dir / o["shard"]), o["path"], o["offset"], o["size"])
-            for o in manifest["objects"]
-        ),
-        key=lambda item: item.relative,
-    )
+    """Every downloaded object as a slice of its shard, in name order.
+
+    Entries become InputFiles as the manifest is parsed, sharing one path string
+    per shard: its dicts are never all held at once.
+    """
+    shards: dict[str, str] = {}
+
+    def entry(fields: dict):
+        if "shard" not in fields:
+            return fields
+        name = fields["shard"]
+        if name not in shards:
+            shards[name] = str(dataset_dir / name)
+        return InputFile(shards[name], fields["path"], fields["offset"], fields["size"])
+
+    text = (require_complete(dataset_dir) / MANIFEST_NAME).read_text()
+    objects = json.loads(text, object_hook=entry)["objects"]
+    return sorted(objects, key=lambda item: item.relative)
