@@ -70,18 +70,23 @@ def report(
 
 @contextlib.contextmanager
 def emulator_behind_proxy(
-    prefix: str, delay_s: float = 0.0, bytes_per_s: float = 0.0
+    prefix: str,
+    delay_s: float = 0.0,
+    bytes_per_s: float = 0.0,
+    seed: Path | None = None,
+    disk: Path | None = None,
 ) -> Iterator[tuple[Path, Any, str]]:
-    """A scratch folder, fake-gcs-server, and the URL of the loopback proxy in front of it.
+    """A scratch folder, fake-gcs-server, and the URL of the latency proxy in front of it.
 
-    The proxy runs in a process of its own: it stands for the network, whose work
-    must not take the measured process's interpreter lock. All is gone after.
+    The proxy (devtools/latency_proxy.py) runs in a process of its own: it stands
+    for the network, whose work must not take the measured process's interpreter lock. `seed/<bucket>/<name>`
+    files are objects from the start. All is gone after.
     """
     from src.backends.emulator import GcsEmulator
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
-    server = GcsEmulator.start(work / "logs")
-    command = [sys.executable, "-m", "devtools.http_proxy", server.url]
+    server = GcsEmulator.start(work / "logs", timeout_s=600, seed=seed, disk=disk)
+    command = [sys.executable, "-m", "devtools.latency_proxy", server.url]
     command += ["--delay-s", str(delay_s), "--bytes-per-s", str(bytes_per_s)]
     proxy = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

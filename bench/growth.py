@@ -2,12 +2,15 @@
 
     python -m bench.growth [--small 1000] [--large 20000] [--rtt-ms 20] [--repeats 3]
 
-Uploads distinct 96x96 PNGs to fake-gcs-server, then for each size times
-`download_dataset` (through the loopback proxy adding the round trip, 32
-workers) and `cleanse_inputs` on what it wrote (to 64 px, all cores), each in a
-fresh process that reports its peak resident memory (the cleanse's decoding
-processes counted apart). Prints each throughput at 20,000 as a ratio of the one
-at 1,000 (goal: within 20%) and the memory at both sizes.
+For each size, a fresh fake-gcs-server (objects on disk, seeded at start-up:
+its in-memory store takes longer per read the fuller the bucket is) holds
+distinct 96x96 PNGs behind the latency proxy. Each run is a fresh process that
+reports its peak resident memory (VmHWM; the cleanse's decoding processes apart):
+`download_dataset` (32 workers), transfer_manager's `download_many_to_path` with
+the same threads (how the server and network scale, measured alike), and
+`cleanse_inputs` on what the download wrote (to 64 px, all cores). Prints each
+throughput at the large size as a ratio of the one at the small size (goal:
+within 20%) and the memory at both sizes.
 """
 
 from __future__ import annotations
@@ -36,12 +39,17 @@ started = time.perf_counter()
 if kind == "download":
     from src.data.download import download_dataset
     download_dataset(sys.argv[5], Path(dest), client=anonymous_client(url), workers=32)
+elif kind == "library":
+    from bench.download_parallel import library
+    bucket, prefix = sys.argv[5].removeprefix("gs://").split("/", 1)
+    library(anonymous_client(url), bucket, prefix, Path(out), 32)
 else:
     from src.data.cleanse import CleanseSettings, cleanse_inputs
     from src.data.layout import raw_inputs
     cleanse_inputs(raw_inputs(Path(dest)), Path(out), CleanseSettings(image_size=64))
 seconds = time.perf_counter() - started
-own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: that one keeps the launching process's peak across exec.
+own = int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
 workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print("RESULT " + json.dumps({"seconds": seconds, "own_mb": own, "workers_mb": workers}))
 """
@@ -54,19 +62,13 @@ def png(rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-def upload(client, prefix: str, count: int) -> None:
-    from google.cloud.storage import transfer_manager
-
+def seed(root: Path, prefix: str, count: int) -> None:
+    """`count` distinct PNGs as files `root/bench/<prefix>NNNNNN.png`, for the emulator to load."""
     rng = np.random.default_rng(count)
-    folder = Path(tempfile.mkdtemp(prefix="growth-src-"))
+    folder = root / "bench" / prefix
+    folder.mkdir(parents=True)
     for index in range(count):
         (folder / f"{index:06d}.png").write_bytes(png(rng))
-    names = sorted(p.name for p in folder.iterdir())
-    transfer_manager.upload_many_from_filenames(
-        client.bucket("bench"), names, source_directory=str(folder), blob_name_prefix=prefix,
-        worker_type=transfer_manager.THREAD, max_workers=32, raise_exception=True,
-    )  # fmt: skip
-    shutil.rmtree(folder)
 
 
 def child(kind: str, url: str, dest: Path, out: Path, source: str = "") -> dict:
@@ -85,41 +87,43 @@ def main() -> None:
     parser.add_argument("--rtt-ms", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with emulator_behind_proxy("bench-growth-", delay_s=args.rtt_ms / 2000) as (
-        work,
-        server,
-        proxy_url,
-    ):
-        client = server.client()
-        client.create_bucket("bench")
-        figures = {}
-        for count in (args.small, args.large):
-            upload(client, f"set{count}/", count)
-            runs = {"download": [], "cleanse": []}
-            for _ in range(args.repeats):
-                dest, out = work / "raw", work / "clean"
-                shutil.rmtree(dest, ignore_errors=True)
+    figures = {
+        count: measure(count, args.rtt_ms, args.repeats) for count in (args.small, args.large)
+    }
+    small, large = figures[args.small], figures[args.large]
+    for kind in ("download", "library", "cleanse"):
+        print(
+            f"{kind}: {small[kind]['rate']:.0f} objects/s at {args.small}, "
+            f"{large[kind]['rate']:.0f} at {args.large}: ratio {large[kind]['rate'] / small[kind]['rate']:.2f}; "
+            f"peak memory {small[kind]['own_mb']:.0f} MB -> {large[kind]['own_mb']:.0f} MB"
+            + (f" (decoding processes {small[kind]['workers_mb']:.0f} -> {large[kind]['workers_mb']:.0f} MB)" if kind == "cleanse" else "")
+        )  # fmt: skip
+
+
+def measure(count: int, rtt_ms: float, repeats: int) -> dict:
+    """Medians of rate and peak memory per kind of run, on a fresh emulator holding `count` objects."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-growth-seed-"))
+    seed(scratch / "seed", f"set{count}/", count)
+    runs: dict[str, list[dict]] = {"download": [], "library": [], "cleanse": []}
+    with emulator_behind_proxy(
+        "bench-growth-", delay_s=rtt_ms / 2000, seed=scratch / "seed", disk=scratch / "disk"
+    ) as (work, _, proxy_url):
+        source, dest, out = f"gs://bench/set{count}/", work / "raw", work / "clean"
+        for _ in range(repeats):
+            for kind in runs:
                 shutil.rmtree(out, ignore_errors=True)
-                runs["download"].append(
-                    child("download", proxy_url, dest, out, f"gs://bench/set{count}/")
-                )
-                runs["cleanse"].append(child("cleanse", proxy_url, dest, out))
-            figures[count] = {
-                kind: {
-                    "rate": count / statistics.median(r["seconds"] for r in results),
-                    "own_mb": statistics.median(r["own_mb"] for r in results),
-                    "workers_mb": statistics.median(r["workers_mb"] for r in results),
-                }
-                for kind, results in runs.items()
-            }
-        small, large = figures[args.small], figures[args.large]
-        for kind in ("download", "cleanse"):
-            print(
-                f"{kind}: {small[kind]['rate']:.0f} objects/s at {args.small}, "
-                f"{large[kind]['rate']:.0f} at {args.large}: ratio {large[kind]['rate'] / small[kind]['rate']:.2f}; "
-                f"peak memory {small[kind]['own_mb']:.0f} MB -> {large[kind]['own_mb']:.0f} MB "
-                f"(decoding processes {small[kind]['workers_mb']:.0f} -> {large[kind]['workers_mb']:.0f} MB)"
-            )  # fmt: skip
+                if kind == "download":
+                    shutil.rmtree(dest, ignore_errors=True)
+                runs[kind].append(child(kind, proxy_url, dest, out, source))
+    shutil.rmtree(scratch)
+    return {
+        kind: {
+            "rate": count / statistics.median(r["seconds"] for r in results),
+            "own_mb": statistics.median(r["own_mb"] for r in results),
+            "workers_mb": statistics.median(r["workers_mb"] for r in results),
+        }
+        for kind, results in runs.items()
+    }
 
 
 if __name__ == "__main__":

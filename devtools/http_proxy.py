@@ -1,21 +1,16 @@
-"""An HTTP forwarding proxy on 127.0.0.1 that adds latency or answers 503, for GCS tests.
+"""An HTTP forwarding proxy on 127.0.0.1 that injects faults, for GCS tests.
 
 It forwards each request to `upstream` (the emulator) with http.client, on one
-kept-alive upstream connection per client connection. Every
-request first sleeps `delay_s`, and so does every response (so the round trip
-gains 2 x delay_s); `fail_every`=N answers every Nth request with 503 instead.
-`bytes_per_s` caps each response body's rate: it is written in 64 KiB pieces, each
-followed by the sleep that holds the pace. A client connection carries one
-response at a time, so this is a cap per connection, like a per-stream limit on
-a long-distance link. `python -m devtools.http_proxy UPSTREAM` serves one in a
-process of its own (benchmarks: its work must not share the measured client's GIL).
+kept-alive upstream connection per client connection. `fail_every`=N answers
+every Nth request with 503; `cut_body` sends half a response and closes; `stall`
+never answers; `after_request` runs after each reply. (Latency and bandwidth for
+benchmarks: latency_proxy.py.)
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,12 +22,10 @@ HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connectio
 @dataclass
 class HttpProxy:
     upstream: str
-    delay_s: float = 0.0
     fail_every: int = 0
     after_request: Callable[[int], None] | None = None
     cut_body: Callable[[str], bool] | None = None  # send half of this response's body, then close
     stall: Callable[[str], bool] | None = None  # never answer this request (until stop())
-    bytes_per_s: float = 0.0  # 0: no cap
     count: int = 0
     paths: list[str] = field(default_factory=list)  # every request's path, in order
     failures: int = 0
@@ -63,7 +56,6 @@ class HttpProxy:
                     proxy.paths.append(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                time.sleep(proxy.delay_s)
                 if proxy.fail_every and number % proxy.fail_every == 0:
                     with proxy.lock:
                         proxy.failures += 1
@@ -79,7 +71,6 @@ class HttpProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                time.sleep(proxy.delay_s)
                 if proxy.stall and proxy.stall(self.path):
                     proxy.stopped.wait(300)
                     self.close_connection = True
@@ -98,7 +89,7 @@ class HttpProxy:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                proxy.send_paced(self.wfile, data)
+                self.wfile.write(data)
                 if proxy.after_request:
                     proxy.after_request(number)
 
@@ -135,38 +126,8 @@ class HttpProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
-    def send_paced(self, out, data: bytes, piece: int = 64 * 1024) -> None:
-        """Writes `data`, no faster than `bytes_per_s` when a cap is set."""
-        if not self.bytes_per_s:
-            out.write(data)
-            return
-        started = time.monotonic()
-        for offset in range(0, len(data), piece):
-            out.write(data[offset : offset + piece])
-            ahead = (offset + piece) / self.bytes_per_s - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
-
     def stop(self) -> None:
         self.stopped.set()
         if self.server:
             self.server.shutdown()
             self.server.server_close()
-
-
-def main() -> None:
-    """Serves a proxy in this process until killed; prints its URL first (for benchmarks)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Latency proxy for GCS benchmarks.")
-    parser.add_argument("upstream")
-    parser.add_argument("--delay-s", type=float, default=0.0)
-    parser.add_argument("--bytes-per-s", type=float, default=0.0)
-    args = parser.parse_args()
-    proxy = HttpProxy(args.upstream, delay_s=args.delay_s, bytes_per_s=args.bytes_per_s).start()
-    print(proxy.url, flush=True)
-    threading.Event().wait()
-
-
-if __name__ == "__main__":
-    main()

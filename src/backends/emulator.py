@@ -50,8 +50,21 @@ class GcsEmulator:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, log_dir: Path, port: int | None = None, timeout_s: float = 10.0) -> GcsEmulator:
-        """Launches the server and waits until it answers."""
+    def start(
+        cls,
+        log_dir: Path,
+        port: int | None = None,
+        timeout_s: float = 10.0,
+        seed: Path | None = None,
+        disk: Path | None = None,
+    ) -> GcsEmulator:
+        """Launches the server and waits until it answers.
+
+        `seed/<bucket>/<name>` files become objects at start-up: for large sets far
+        faster than uploads, which slow down as a bucket fills. With `disk`, objects
+        live in files there; in memory (the default) each read also costs time in
+        proportion to the bucket's size (measured: 1.5 ms vs 11-19 ms at 20,000).
+        """
         port = port or free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"fake-gcs-server-{port}.log"
@@ -72,6 +85,11 @@ class GcsEmulator:
             "-external-url",
             f"http://127.0.0.1:{port}",
         ]
+        if seed is not None:
+            command += ["-data", str(seed)]
+        if disk is not None:
+            command[command.index("memory")] = "filesystem"
+            command += ["-filesystem-root", str(disk)]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         emulator = cls(process=process, port=port, log_path=log_path)
