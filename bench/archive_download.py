@@ -3,10 +3,11 @@
     python -m bench.archive_download [--mib 192] [--cap-mb-s 16] [--rtt-ms 20] [--repeats 3]
 
 A tar of incompressible image-named members is served by fake-gcs-server through
-the loopback proxy, which adds half the round trip to each request and to each
-response, and caps every response body at `--cap-mb-s` (written in 64 KiB
-pieces, each followed by the sleep that holds the pace: a per-connection limit,
-as on a long link where one TCP stream cannot fill the pipe). Both sides run
+the latency proxy (devtools/latency_proxy.py), which delivers each chunk half the
+round trip late in each direction and caps each connection's downstream at
+`--cap-mb-s` (each 64 KiB chunk starts no sooner than the previous one's bytes
+allow at that rate: a per-connection limit, as on a long link where one TCP
+stream cannot fill the pipe). Both sides run
 `download_dataset` end to end (download, unpack, manifest): the baseline with one
 worker (one stream), the candidate with 8 (32 MiB slices via transfer_manager's
 `download_chunks_concurrently`).

@@ -6,7 +6,7 @@ Models an open-source KFP backend, whose launcher uploads an output artifact
 folder one file at a time after the step and the next step's launcher downloads
 it the same way (kubeflow/pipelines backend/src/v2/objectstore/object_store.go,
 UploadBlob / DownloadBlob): sequential uploads, one listing, sequential
-downloads, with google-cloud-storage against fake-gcs-server behind the loopback
+downloads, with google-cloud-storage against fake-gcs-server behind the latency
 proxy that adds the round trip. Baseline: the downloaded set as one file per
 image (the old layout). Candidate: the same images as the download step now
 writes them, tar shards plus the manifest (src/data/layout.py).

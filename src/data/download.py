@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from google.cloud.storage import Blob
 
@@ -268,15 +268,26 @@ def _endpoint(client) -> str:
     return getattr(getattr(client, "_connection", None), "API_BASE_URL", "the storage endpoint")
 
 
+class Listed(NamedTuple):
+    """What the download keeps of a listed object (a Blob keeps its whole JSON resource)."""
+
+    name: str
+    size: int | None
+    generation: int | None
+    md5_hash: str | None
+    crc32c: str | None
+    bucket: Any
+
+
 def _list_blobs(
     client, bucket_name: str, prefix: str, attempts: int, limits: DownloadLimits
-) -> list:
+) -> list[Listed]:
     def listing() -> list:
         # retry=None: the library's own policy retries a dead endpoint for 120 s.
         pages = client.list_blobs(
             bucket_name, prefix=prefix, retry=None, timeout=limits.request_timeout_s
         )
-        return list(pages)
+        return [Listed(b.name, b.size, b.generation, b.md5_hash, b.crc32c, b.bucket) for b in pages]
 
     try:
         blobs = with_retries(
