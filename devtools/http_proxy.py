@@ -126,6 +126,12 @@ class HttpProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
+    def __enter__(self) -> HttpProxy:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         self.stopped.set()
         if self.server:

@@ -140,13 +140,10 @@ def test_a_body_cut_off_mid_stream_is_retried(emulator, fresh_bucket, tmp_path):
             return True
         return False
 
-    proxy = HttpProxy(emulator.url, cut_body=cut_once).start()
-    try:
+    with HttpProxy(emulator.url, cut_body=cut_once) as proxy:
         result = download_dataset(
             f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=anonymous_client(proxy.url)
         )
-    finally:
-        proxy.stop()
     assert len(cut) == 4  # every object's first body was cut
     assert result.object_count == 4 and result.skipped == {}
     assert all(data == PNG * 20 for data in shard_members(tmp_path / "ds").values())
@@ -157,10 +154,9 @@ def test_a_stuck_object_is_skipped_after_its_timeout_and_the_rest_arrive(
 ):
     for index in range(6):
         fresh_bucket.blob(f"set/{index}.png").upload_from_string(PNG)
-    proxy = HttpProxy(
+    with HttpProxy(
         emulator.url, stall=lambda path: "alt=media" in path and "3.png" in path
-    ).start()
-    try:
+    ) as proxy:
         result = download_dataset(
             f"gs://{fresh_bucket.name}/set/",
             tmp_path / "ds",
@@ -168,8 +164,6 @@ def test_a_stuck_object_is_skipped_after_its_timeout_and_the_rest_arrive(
             limits=DownloadLimits(request_timeout_s=1.0),
             attempts=2,
         )
-    finally:
-        proxy.stop()
     assert result.object_count == 5 and result.skipped == {"unreadable": 1}
     assert {"name": "set/3.png", "reason": "unreadable"} in manifest(tmp_path / "ds")["skipped"]
 
@@ -184,17 +178,16 @@ def test_an_object_replaced_during_the_download_fails_and_says_so(
         if number == 1:  # the listing has been answered
             fresh_bucket.blob("set/1.png").upload_from_string(PNG + b"new")
 
-    proxy = HttpProxy(emulator.url, after_request=replace_after_listing).start()
-    try:
-        with pytest.raises(DownloadError, match=r"set/1\.png changed while downloading"):
-            download_dataset(
-                f"gs://{fresh_bucket.name}/set/",
-                tmp_path / "ds",
-                client=anonymous_client(proxy.url),
-                workers=1,
-            )
-    finally:
-        proxy.stop()
+    with (
+        HttpProxy(emulator.url, after_request=replace_after_listing) as proxy,
+        pytest.raises(DownloadError, match=r"set/1\.png changed while downloading"),
+    ):
+        download_dataset(
+            f"gs://{fresh_bucket.name}/set/",
+            tmp_path / "ds",
+            client=anonymous_client(proxy.url),
+            workers=1,
+        )
     assert dataset_files(tmp_path / "ds") == set()
 
 
@@ -259,8 +252,7 @@ def test_a_large_archive_arrives_in_parallel_slices_and_unpacks_whole(
 ):
     data, members = tar_of_random_members(6, 300 * 1024)
     fresh_bucket.blob("big.tar").upload_from_string(data)
-    proxy = HttpProxy(emulator.url).start()
-    try:
+    with HttpProxy(emulator.url) as proxy:
         result = download_dataset(
             f"gs://{fresh_bucket.name}/big.tar",
             tmp_path / "ds",
@@ -268,8 +260,6 @@ def test_a_large_archive_arrives_in_parallel_slices_and_unpacks_whole(
             workers=4,
             limits=SLICED,
         )
-    finally:
-        proxy.stop()
     media = [p for p in proxy.paths if "alt=media" in p]
     assert len(media) == -(-len(data) // SLICED.slice_bytes)  # one request per slice
     assert result.object_count == 6
@@ -287,18 +277,17 @@ def test_an_archive_replaced_during_a_sliced_download_fails_and_says_so(
         if number == 1:
             fresh_bucket.blob("big.tar").upload_from_string(data[:-1024] + bytes(1024))
 
-    proxy = HttpProxy(emulator.url, after_request=replace_after_listing).start()
-    try:
-        with pytest.raises(DownloadError, match=r"big\.tar changed while downloading"):
-            download_dataset(
-                f"gs://{fresh_bucket.name}/big.tar",
-                tmp_path / "ds",
-                client=anonymous_client(proxy.url),
-                workers=4,
-                limits=SLICED,
-            )
-    finally:
-        proxy.stop()
+    with (
+        HttpProxy(emulator.url, after_request=replace_after_listing) as proxy,
+        pytest.raises(DownloadError, match=r"big\.tar changed while downloading"),
+    ):
+        download_dataset(
+            f"gs://{fresh_bucket.name}/big.tar",
+            tmp_path / "ds",
+            client=anonymous_client(proxy.url),
+            workers=4,
+            limits=SLICED,
+        )
     assert dataset_files(tmp_path / "ds") == set()
 
 
@@ -336,13 +325,10 @@ def test_proxy_settings_in_the_environment_still_route_every_request(
         fresh_bucket.blob(f"set/{index}.png").upload_from_string(PNG)
     for name in ("HTTP_PROXY", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
-    proxy = HttpProxy(emulator.url).start()
-    monkeypatch.setenv("http_proxy", proxy.url)
-    try:
+    with HttpProxy(emulator.url) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
         client = anonymous_client(emulator.url)
         result = download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=client)
-    finally:
-        proxy.stop()
     assert result.object_count == 3
     assert sum("alt=media" in path for path in proxy.paths) == 3  # each object through the proxy
     assert any("prefix=set" in path for path in proxy.paths)  # and the listing

@@ -162,27 +162,25 @@ def test_object_count_and_byte_limits_stop_before_downloading(fresh_bucket, gcs_
 def test_permission_denied_names_the_role_to_grant(tmp_path):
     from google.api_core import exceptions
 
-    class DeniedClient:
-        def list_blobs(self, *args, **kwargs):
-            raise exceptions.Forbidden("caller does not have storage.objects.list access")
+    def denied(*args, **kwargs):
+        raise exceptions.Forbidden("caller does not have storage.objects.list access")
 
+    client = anonymous_client("http://127.0.0.1:9")  # never reached: the listing is refused
+    client.list_blobs = denied
     with pytest.raises(DownloadError, match=r"roles/storage\.objectViewer"):
-        download_dataset("gs://private-bucket/x/", tmp_path / "ds", client=DeniedClient())
+        download_dataset("gs://private-bucket/x/", tmp_path / "ds", client=client)
 
 
 def test_transient_503s_are_retried_to_success(emulator, fresh_bucket, tmp_path):
     for index in range(20):
         fresh_bucket.blob(f"set/{index:02d}.png").upload_from_string(PNG)
-    proxy = HttpProxy(emulator.url, fail_every=3).start()
-    try:
+    with HttpProxy(emulator.url, fail_every=3) as proxy:
         result = download_dataset(
             f"gs://{fresh_bucket.name}/set/",
             tmp_path / "ds",
             client=anonymous_client(proxy.url),
             workers=4,
         )
-    finally:
-        proxy.stop()
     assert proxy.failures >= 5
     assert result.object_count == 20
     assert len(shard_members(tmp_path / "ds")) == 20
@@ -194,17 +192,18 @@ def test_server_gone_mid_download_leaves_no_complete_looking_artifact(tmp_path):
     bucket = client.create_bucket("dying")
     for index in range(30):
         bucket.blob(f"set/{index:02d}.png").upload_from_string(PNG)
-    proxy = HttpProxy(
-        server.url, after_request=lambda n: server.stop() if n == 10 else None
-    ).start()
     dest = tmp_path / "ds"
     try:
-        with pytest.raises(Exception):  # noqa: B017 - whichever transport error comes last
+        with (
+            HttpProxy(
+                server.url, after_request=lambda n: server.stop() if n == 10 else None
+            ) as proxy,
+            pytest.raises(Exception),  # noqa: B017 - whichever transport error comes last
+        ):
             download_dataset(
                 "gs://dying/set/", dest, client=anonymous_client(proxy.url), workers=2, attempts=2
             )
     finally:
-        proxy.stop()
         server.stop()
     assert not (dest / "manifest.json").exists()
     assert dataset_files(dest) == set()

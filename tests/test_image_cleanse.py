@@ -262,3 +262,26 @@ def test_an_all_grey_set_is_reported_with_the_greyscale_fix(tmp_path):
     # Then only the all-grey set says so, and how to train greyscale
     assert grey.all_grey and "greyscale=true" in grey.markdown()
     assert not mixed.all_grey and "greyscale" not in mixed.markdown()
+
+
+def test_decoded_chunks_waiting_for_the_writer_never_exceed_the_window():
+    """Results stream in order while at most `ahead` chunks are submitted and not yet consumed."""
+    from concurrent.futures import Future
+
+    from src.data import cleanse
+
+    class RecordingPool:
+        submitted = 0
+
+        def submit(self, function, chunk, settings):
+            self.submitted += 1
+            future = Future()
+            future.set_result(chunk)
+            return future
+
+    pool, chunks, waiting, results = RecordingPool(), [[index] for index in range(20)], [], []
+    for result in cleanse._in_order(pool, chunks, CleanseSettings(), ahead=4):
+        waiting.append(pool.submitted - len(results))
+        results.append(result)
+    assert results == chunks
+    assert max(waiting) == 4  # Executor.map would have had all 20 submitted at the first result

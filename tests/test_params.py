@@ -118,16 +118,16 @@ def test_bad_values_typed_into_a_ui_fail_in_the_first_step_before_any_object_req
     emulator, tmp_path, capfd, monkeypatch
 ):
     # Given the compiled local pipeline pointed at the emulator through a recording proxy
-    proxy = HttpProxy(emulator.url).start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(tmp_path),
-        raise_on_error=True,
-    )
-    # When it runs with a bad value for every parameter that a UI can type
-    with pytest.raises(RuntimeError) as failure:
-        build_pipeline("local")(**{**local_defaults(), **BAD_TYPED})
+    with HttpProxy(emulator.url) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(tmp_path),
+            raise_on_error=True,
+        )
+        # When it runs with a bad value for every parameter that a UI can type
+        with pytest.raises(RuntimeError) as failure:
+            build_pipeline("local")(**{**local_defaults(), **BAD_TYPED})
     # Then the first step failed, naming each value, and no object was ever requested
     assert "download-images" in _ANSI.sub("", str(failure.value))
     log = _ANSI.sub("", "".join(capfd.readouterr()))

@@ -233,16 +233,14 @@ def process_file(item: InputFile, settings: CleanseSettings) -> FileOutcome:
     except (OSError, SyntaxError, ValueError) as error:
         reason = "truncated" if "truncat" in str(error).lower() else "undecodable"
         return FileOutcome(relative, reason, detail=str(error)[:200])
-    content_hash = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).digest()[
-        :16
-    ]
+    digest = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).digest()
     result = resize_and_crop(image, settings.image_size)
     pixels = np.asarray(result)
     return FileOutcome(
         relative,
         KEPT,
         output=output_name(relative),
-        content_hash=content_hash,
+        content_hash=digest[:16],
         perceptual_hash=difference_hash(result),
         grey=is_grey(result),
         pixels=pixels[:, :, None] if pixels.ndim == 2 else pixels,
@@ -347,8 +345,8 @@ def cleanse_inputs(
 class _Tally:
     """What the report needs from the outcomes, gathered as they stream past.
 
-    Only the kept files' names grow with the set (duplicates and examples too, but
-    those are few): no outcome is held, so memory stays flat as the set grows.
+    No outcome (nor its pixels) is held: what grows with the set is the kept files'
+    names (and the duplicates', which are few).
     """
 
     kept_sources: list[str] = field(default_factory=list)

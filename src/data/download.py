@@ -174,8 +174,7 @@ def download_dataset(
     if workers < 1:
         raise ConfigError(f"download_workers={workers} must be at least 1")
     client = client or _default_client()
-    if hasattr(client, "_http"):  # a google.cloud.storage.Client (tests pass stand-ins)
-        read_environment_once(client._http, _endpoint(client))
+    read_environment_once(client._http, _endpoint(client))
     started = time.monotonic()
     dest.mkdir(parents=True, exist_ok=True)
     _clear_folder(dest)
