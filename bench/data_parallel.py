@@ -23,7 +23,7 @@ from bench.train_step import prepare_images
 
 
 def images_per_second(data: Path, config, device: str, processes: int, out: Path) -> float:
-    from src.gan.training import train_gan
+    from src.gan.training.loop import train_gan
 
     result = train_gan(data, out, config, device=device, world_size=processes)
     return result.steps_run * config.batch_size * processes / result.seconds

@@ -25,7 +25,7 @@ SMOKE = {"image_size": 32, "batch_size": 4, "latent_dim": 64, "fmap_max": 32}
 
 def worker(kind: str, model_dir: str, out_dir: str, images: int) -> None:
     if kind == "ours":
-        from src.gan.sampling import generate_images
+        from src.gan.sampling.generate import generate_images
 
         result = generate_images(Path(model_dir), Path(out_dir), count=images, batch_size=32)
         print("RESULT " + json.dumps({"seconds": result.seconds}))  # sampling + writing files
@@ -53,7 +53,7 @@ def main() -> None:
         worker(args.worker, args.model, args.out, args.images)
         return
     from src.gan.config import TrainConfig
-    from src.gan.training import train_gan
+    from src.gan.training.loop import train_gan
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)

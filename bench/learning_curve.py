@@ -29,7 +29,7 @@ def progress_strip(frames: list[dict], path: Path) -> None:
 
     from PIL import Image, ImageDraw
 
-    from src.gan.progress_frames import shown
+    from src.gan.watching.progress_frames import shown
 
     pictures = [(f["step"], Image.open(io.BytesIO(f["png"])).convert("RGB")) for f in shown(frames)]
     width, height = pictures[0][1].size
@@ -51,10 +51,11 @@ def main() -> None:
 
     from src.data.cleanse import CleanseSettings, cleanse_folder
     from src.gan.config import TrainConfig
-    from src.gan.progress_frames import ANIMATION, FOLDER
-    from src.gan.quality import load_pair, swd_with_references
-    from src.gan.sampling import generate_images
-    from src.gan.training import train_gan
+    from src.gan.sampling.generate import generate_images
+    from src.gan.scoring.swd import load_pair, swd_with_references
+    from src.gan.training.loop import train_gan
+    from src.gan.training.settings import config_from_params
+    from src.gan.watching.progress_frames import ANIMATION, FOLDER
     from src.params.schema import local_defaults
 
     defaults = local_defaults()
@@ -66,7 +67,7 @@ def main() -> None:
     rows, started = [], time.monotonic()
     print(f"{'step':>6} {'swd':>7} {'floor':>7} {'noise':>7} {'minutes':>8}")
     for target in range(args.every, args.steps + 1, args.every):
-        config = TrainConfig.from_params(**{**values, "steps": target, "save_every": args.every})
+        config = config_from_params(**{**values, "steps": target, "save_every": args.every})
         result = train_gan(real, work / "model", config)
         samples = work / f"samples_{target}"
         generate_images(work / "model", samples, count=args.images)

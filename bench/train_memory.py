@@ -27,7 +27,7 @@ def worker(kind: str, data: str, steps: int) -> None:
 
     if kind == "ours":
         from src.gan.config import TrainConfig
-        from src.gan.training import train_gan
+        from src.gan.training.loop import train_gan
 
         with tempfile.TemporaryDirectory() as folder:
             train_gan(Path(data), Path(folder), TrainConfig(steps=steps, save_every=steps, **SMOKE))
@@ -42,7 +42,7 @@ def worker(kind: str, data: str, steps: int) -> None:
                 trainer.train()
     else:  # floor: networks built, nothing trained
         from src.gan.config import TrainConfig
-        from src.gan.model import build_gan
+        from src.gan.networks.build import build_gan
 
         build_gan(TrainConfig(**SMOKE), torch.device("cpu"))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

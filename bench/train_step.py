@@ -57,9 +57,9 @@ def run_ours(args: argparse.Namespace) -> dict:
     import torch
 
     from src.gan.config import TrainConfig
-    from src.gan.image_bank import ImageBank, load_image_folder
-    from src.gan.model import build_gan, pick_device
-    from src.gan.training import StepRunner, flush_denormals, resolve_amp
+    from src.gan.networks.build import build_gan, pick_device
+    from src.gan.training.image_bank import ImageBank, load_image_folder
+    from src.gan.training.loop import StepRunner, flush_denormals, resolve_amp
 
     config = TrainConfig(
         image_size=args.image_size,

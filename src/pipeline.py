@@ -35,18 +35,24 @@ DEFAULT_TRAIN_RETRIES = 3
 
 
 def request_gpu(task: dsl.PipelineTask, target: str, gpu: GpuRequest) -> None:
-    """Asks for the GPU the way `target` understands it."""
+    """Asks for the GPU (and the machine around it) the way `target` understands it."""
     task.set_cpu_limit(gpu.cpu_limit).set_memory_limit(gpu.memory_limit)
     if target == "vertex":
         task.set_accelerator_type(gpu.accelerator).set_accelerator_limit(gpu.count)
         return
     from kfp import kubernetes  # only the KFP file carries Kubernetes settings
 
+    cpu, memory = gpu.gke_requests()  # what the GPU's usual node can give: it schedules
+    task.set_cpu_request(cpu).set_memory_request(memory)
     task.set_accelerator_type(GKE_GPU_RESOURCE).set_accelerator_limit(gpu.count)
     kubernetes.add_node_selector(
         task, label_key=GKE_ACCELERATOR_LABEL, label_value=gpu.gke_node_label
     )
     kubernetes.add_toleration(task, key=GKE_GPU_RESOURCE, operator="Exists", effect="NoSchedule")
+    # A pod's /dev/shm is 64 MB; torch's shared memory and NCCL's intra-node transport need more.
+    kubernetes.empty_dir_mount(
+        task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=gpu.shm_size()
+    )
 
 
 def pipeline_signature() -> inspect.Signature:

@@ -75,7 +75,7 @@ def cleansed_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory, cleansed_sample: Path) -> Path:
     """A model folder after SMOKE training."""
-    from src.gan.training import train_gan
+    from src.gan.training.loop import train_gan
 
     out = tmp_path_factory.mktemp("model")
     train_gan(cleansed_sample, out, SMOKE)

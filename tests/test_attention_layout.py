@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from src.gan.attention_layout import channels_first_forward, use_channels_first_attention
 from src.gan.config import TrainConfig
-from src.gan.model import build_gan
-from src.gan.upstream import upstream
+from src.gan.networks.attention_layout import channels_first_forward, use_channels_first_attention
+from src.gan.networks.build import build_gan
+from src.gan.networks.upstream import upstream
 
 
 def test_outputs_and_gradients_equal_upstreams_forward():

@@ -12,7 +12,7 @@ import torch
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
 from src.components import train_gan
-from src.gan.checkpoint import load_checkpoint
+from src.gan.model_folder import load_checkpoint
 from tests.support.components import run_component
 
 SMALL = {

@@ -8,19 +8,20 @@ import pytest
 import torch
 
 from src.common.errors import ConfigError
-from src.gan.checkpoint import load_checkpoint
-from src.gan.data_parallel import run_on_ranks
-from src.gan.image_bank import ImageBank
-from src.gan.training import train_gan
+from src.gan.model_folder import load_checkpoint
+from src.gan.training.image_bank import ImageBank
+from src.gan.training.loop import train_gan
+from src.gan.training.ranks import Launch, Ranks, run_launch
 from tests.conftest import SMOKE
 from tests.support.datasets import cleansed_images
 from tests.support.rank_gradients import half_batch_gradients
 
 
 def test_each_rank_takes_a_disjoint_share_of_every_epoch():
-    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1)
-    banks = [ImageBank(images, 3, torch.device("cpu"), rank, 2) for rank in range(2)]
-    single = ImageBank(images, 3, torch.device("cpu"))
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1)  # [N, H, W, C]
+    cpu = torch.device("cpu")
+    banks = [ImageBank(images, 1, 3, cpu, Ranks(rank, 2)) for rank in range(2)]
+    single = ImageBank(images, 1, 3, cpu)
     for _ in range(3):  # epochs
         shares = [bank.next_batch(5).flatten().mul(255).round().long().tolist() for bank in banks]
         whole = single.next_batch(10).flatten().mul(255).round().long().tolist()
@@ -32,7 +33,8 @@ def test_each_rank_takes_a_disjoint_share_of_every_epoch():
 def test_averaged_gradients_equal_the_full_batch_gradient():
     torch.manual_seed(1)
     inputs, targets = torch.randn(8, 3), torch.randn(8, 1)
-    result = run_on_ranks(2, "cpu", half_batch_gradients, inputs, targets, 1)
+    cpu = torch.device("cpu")
+    result = run_launch(Launch("cpu", 2, 2), cpu, half_batch_gradients, inputs, targets, 1)
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     torch.nn.functional.mse_loss(model(inputs), targets).backward()

@@ -83,9 +83,13 @@ def test_data_steps_ship_no_gan_code(name):
 
 
 def test_gan_steps_ship_the_training_modules_they_import():
-    assert "src/gan/training.py" in archive_names(STEPS["train_gan"].python_func)
-    assert "src/gan/sampling.py" in archive_names(STEPS["generate_images"].python_func)
-    assert "src/gan/training.py" not in archive_names(STEPS["generate_images"].python_func)
+    assert "src/gan/training/loop.py" in archive_names(STEPS["train_gan"].python_func)
+    assert "src/gan/sampling/generate.py" in archive_names(STEPS["generate_images"].python_func)
+
+
+def test_the_generate_step_ships_no_training_code():
+    names = archive_names(STEPS["generate_images"].python_func)
+    assert [n for n in names if n.startswith("src/gan/training/")] == []
 
 
 def step_archives(root: Path) -> dict[str, str]:
@@ -102,13 +106,14 @@ def test_editing_cli_code_changes_no_step_and_training_code_only_the_train_step(
         (root / module).write_text((root / module).read_text() + "\nEDITED = True\n")
     assert step_archives(root) == before
     # When the training loop changes, only the step that imports it changes
-    (root / "gan/training.py").write_text((root / "gan/training.py").read_text() + "\nX = 1\n")
+    loop = root / "gan/training/loop.py"
+    loop.write_text(loop.read_text() + "\nX = 1\n")
     after = step_archives(root)
     assert [name for name in STEPS if after[name] != before[name]] == ["train_gan"]
 
 
 def test_stripping_keeps_code_and_line_numbers():
-    source = (SRC_ROOT / "gan/training.py").read_text()
+    source = (SRC_ROOT / "gan/training/loop.py").read_text()
     stripped = strip_text(source)
     assert stripped.count("\n") == source.count("\n")
     assert ast.dump(ast.parse(stripped)) != ast.dump(ast.parse(source))  # docstrings went

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model
@@ -12,8 +13,8 @@ from src.backends.sample import SAMPLE_DIR
 from src.common.errors import ConfigError
 from src.components import generate_images
 from src.data.cleanse import CleanseSettings, cleanse_folder
-from src.gan.fid import FidScorer, features_fid, frechet_distance
-from src.gan.image_bank import load_image_folder
+from src.gan.images import load_images
+from src.gan.scoring.fid import FidScorer, features_fid, frechet_distance
 from src.params.schema import compiled_defaults
 from src.params.values import resolve
 from tests.support.components import run_component
@@ -55,7 +56,7 @@ def test_frechet_distance_matches_an_independent_computation():
 
 def test_fid_separates_real_from_noise(inception_weights, cleansed_sample):
     scorer = FidScorer.from_uri(inception_weights, torch.device("cpu"))
-    real = load_image_folder(cleansed_sample, 3)
+    real = torch.from_numpy(np.array(load_images(cleansed_sample, 3))).permute(0, 3, 1, 2)
     noise = torch.randint(0, 256, (12, 3, 32, 32), generator=torch.Generator().manual_seed(1))
     first, second, random = (
         scorer.features(images) for images in (real[0::2][:12], real[1::2][:12], noise.byte())

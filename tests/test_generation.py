@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from src.common.errors import ConfigError
-from src.gan.image_bank import load_image_folder
-from src.gan.quality import swd
-from src.gan.sampling import choose_generator, generate_images
+from src.gan.images import load_float_images
+from src.gan.sampling.generate import choose_generator, generate_images
+from src.gan.scoring.swd import swd
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -50,7 +50,7 @@ def test_metadata_says_which_generator_and_step(trained_model, tmp_path):
 
 
 def test_swd_separates_real_from_real_and_real_from_noise(cleansed_sample):
-    images = load_image_folder(cleansed_sample, 3, 32).float() / 255
+    images = load_float_images(cleansed_sample, 3, 32)
     first, second = images[:48], images[48:96]
     noise = torch.rand_like(second)
     real_real, real_noise = swd(first, second), swd(first, noise)

@@ -19,6 +19,7 @@ from src import components
 from src.cli.main import main
 from src.data.cleanse import CleanseSettings
 from src.gan.config import TrainConfig
+from src.gan.training.settings import config_from_params
 from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import BY_NAME, PARAMS, local_defaults
 from src.pipeline import COMPILED_DIR, COMPILED_FILES, TRAIN_INPUTS, build_pipeline
@@ -176,7 +177,7 @@ def test_training_and_cleanse_defaults_are_the_local_defaults():
     defaults = local_defaults()
     shared = {f.name for f in fields(TrainConfig)} & set(BY_NAME)
     for name in shared - {"steps", "save_every"}:  # TrainConfig's own 100/50 suit unit tests
-        from_schema = getattr(TrainConfig.from_params(**{name: defaults[name]}), name)
+        from_schema = getattr(config_from_params(**{name: defaults[name]}), name)
         assert getattr(TrainConfig(), name) == from_schema, name
     settings = CleanseSettings()
     assert settings.image_size == defaults["image_size"]

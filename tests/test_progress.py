@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from src.backends.console import Console
-from src.common.progress import MovingRate
+from src.common.rate import MovingRate
 
 
 def test_moving_rate_leaves_out_the_slow_first_step():
@@ -36,7 +36,7 @@ def test_console_prints_few_training_lines_without_colour(tmp_path):
     console.feed("\x1b[92m12:00:00.000 - INFO - Executing task \x1b[96m'train-gan'\x1b[0m\n")
     for step in range(1, 101):
         console.feed(
-            f"    2026 INFO src.gan.training: step {step}/100  d=1.0 g=1.0  2.0 steps/s  ETA 1s\n"
+            f"    2026 INFO src.gan.training.loop: step {step}/100  d=1.0 g=1.0  2.0 steps/s  ETA 1s\n"
         )
     console.feed("12:00:09.000 - INFO - Task 'train-gan' finished with status SUCCESS\n")
     console.close()

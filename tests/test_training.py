@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.gan.checkpoint import CheckpointError, load_checkpoint
-from src.gan.training import NonFiniteLoss, StepRunner, TrainingDiverged, train_gan
+from src.gan.model_folder import CheckpointError, load_checkpoint
+from src.gan.training.loop import TrainingDiverged, train_gan
 from tests.conftest import SMOKE
+from tests.support.faults import NanInjector
 
 
 def gan_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -36,7 +37,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(cleansed_sample, tmp_p
     model_dir = tmp_path / "model"
     code = (
         "import sys; from pathlib import Path; from dataclasses import replace;"
-        "from tests.conftest import SMOKE; from src.gan.training import train_gan;"
+        "from tests.conftest import SMOKE; from src.gan.training.loop import train_gan;"
         "train_gan(Path(sys.argv[1]), Path(sys.argv[2]), replace(SMOKE, steps=50, save_every=1))"
     )
     process = subprocess.Popen(
@@ -63,28 +64,31 @@ def test_killed_training_resumes_from_its_last_checkpoint(cleansed_sample, tmp_p
     assert result.end_step == killed_at + 1
 
 
-def test_nan_loss_reloads_the_checkpoint_and_goes_on(cleansed_sample, tmp_path, monkeypatch):
-    original = StepRunner.step
-    calls = {"count": 0}
+def test_a_nan_loss_in_the_real_step_reloads_the_checkpoint_and_goes_on(
+    cleansed_sample, tmp_path, monkeypatch
+):
+    # Given a run whose discriminator output turns NaN once, in step 3 (not a penalty step)
+    injector = NanInjector(monkeypatch)
+    config = replace(SMOKE, steps=4, save_every=2)
+    # When it trains
+    result = train_gan(cleansed_sample, tmp_path / "m", config, on_step=injector.arm_after(3))
+    # Then it went back to the step-2 checkpoint once and finished with finite weights
+    assert (result.nan_restarts, result.end_step) == (1, 4)
+    weights = gan_weights(tmp_path / "m")
+    assert all(
+        torch.isfinite(value).all() for value in weights.values() if value.is_floating_point()
+    )
 
-    def flaky(self, step):
-        calls["count"] += 1
-        if calls["count"] == 2:
-            raise NonFiniteLoss("discriminator loss is nan")
-        return original(self, step)
 
-    monkeypatch.setattr(StepRunner, "step", flaky)
-    result = train_gan(cleansed_sample, tmp_path / "m", replace(SMOKE, steps=3, save_every=1))
-    assert result.nan_restarts == 1 and result.end_step == 3
-
-
-def test_persistent_nan_stops_with_a_clear_error(cleansed_sample, tmp_path, monkeypatch):
-    def always_nan(self, step):
-        raise NonFiniteLoss("generator loss is inf")
-
-    monkeypatch.setattr(StepRunner, "step", always_nan)
+def test_a_loss_that_stays_nan_stops_with_a_clear_error(cleansed_sample, tmp_path, monkeypatch):
+    injector = NanInjector(monkeypatch)
     with pytest.raises(TrainingDiverged, match=r"after 2 restarts.*lower learning_rate"):
-        train_gan(cleansed_sample, tmp_path / "m", replace(SMOKE, max_nan_restarts=2))
+        train_gan(
+            cleansed_sample,
+            tmp_path / "m",
+            replace(SMOKE, steps=3, max_nan_restarts=2),
+            on_step=injector.arm_after(1, calls=10**6),
+        )
 
 
 def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(
@@ -101,7 +105,7 @@ def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(
 def test_failed_save_leaves_the_previous_checkpoint_intact(trained_model, tmp_path, monkeypatch):
     import shutil
 
-    from src.gan import checkpoint as gan_checkpoint
+    from src.gan.training import checkpoints as gan_checkpoint
 
     copy = tmp_path / "m"
     shutil.copytree(trained_model, copy)

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from src.gan.config import TrainConfig
-from src.gan.image_bank import load_image_folder
-from src.gan.model import build_gan
-from src.gan.training import StepRunner
+from src.gan.images import load_float_images
+from src.gan.networks.build import build_gan
+from src.gan.training.precision import AmpChoice, Precision
+from src.gan.training.step import GanStep
 from tests.support.gradient_capture import capture_gradients
 
 SEED = 1234
@@ -65,7 +66,7 @@ def test_step_matches_upstream_trainer(cleansed_sample, tmp_path, step, changes)
     torch.manual_seed(7)
     gan = build_gan(config, torch.device("cpu"))
     init_state = {k: v.clone() for k, v in gan.state_dict().items()}
-    batch = load_image_folder(cleansed_sample, 3, 32)[:2].float() / 255
+    batch = load_float_images(cleansed_sample, 3, 32, limit=2)
     torch.save(
         {
             "config": trainer_kwargs(config),
@@ -76,7 +77,7 @@ def test_step_matches_upstream_trainer(cleansed_sample, tmp_path, step, changes)
         },
         tmp_path / "in.pt",
     )
-    # When upstream's Trainer (in its own process) and our StepRunner each take one step
+    # When upstream's Trainer (in its own process) and our GanStep each take one step
     oracle = subprocess.run(
         [
             sys.executable,
@@ -91,13 +92,12 @@ def test_step_matches_upstream_trainer(cleansed_sample, tmp_path, step, changes)
     )
     assert oracle.returncode == 0, oracle.stderr[-3000:]
     expected = torch.load(tmp_path / "out.pt", weights_only=True)
-    runner = StepRunner(
-        gan, FixedBatches(batch), config, torch.device("cpu"), None, config.aug_prob
-    )
+    full_precision = Precision(AmpChoice(None, "off"), torch.device("cpu"))
+    runner = GanStep(gan, FixedBatches(batch), config, full_precision, config.aug_prob)
     gradients = capture_gradients(gan)
     torch.manual_seed(SEED)
     random.seed(SEED)
-    losses = runner.step(step)
+    losses = runner(step)
     # Then the losses and the updated weights agree
     assert losses.d_loss == pytest.approx(expected["d_loss"], rel=1e-5, abs=1e-6)
     assert losses.g_loss == pytest.approx(expected["g_loss"], rel=1e-5, abs=1e-6)

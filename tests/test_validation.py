@@ -6,7 +6,9 @@ from src.build.accelerators import GpuRequest, normalise_accelerator
 from src.common.errors import ConfigError
 from src.common.gcs_uri import parse_gcs_uri
 from src.gan.config import TrainConfig
-from src.params.checks import enough_images_problem, image_size_problem, require
+from src.gan.training.settings import check_config
+from src.params.checks import require
+from src.params.rules import enough_images_problem, image_size_problem
 from src.params.schema import local_defaults
 from src.params.values import resolve
 
@@ -43,7 +45,7 @@ def test_gcs_uri_splits_into_bucket_and_prefix():
 @pytest.mark.parametrize("field", ["steps", "batch_size", "latent_dim", "save_every"])
 def test_non_positive_counts_are_refused(field):
     with pytest.raises(ConfigError, match=f"{field}=0 must be positive"):
-        TrainConfig(**{field: 0}).validate()
+        check_config(TrainConfig(**{field: 0}))
 
 
 def test_fewer_images_than_batch_size_is_refused_with_the_fix():
@@ -53,7 +55,7 @@ def test_fewer_images_than_batch_size_is_refused_with_the_fix():
 
 def test_dual_contrast_loss_needs_disc_output_size_one():
     with pytest.raises(ConfigError, match="disc_output_size=1"):
-        TrainConfig(dual_contrast_loss=True, disc_output_size=5).validate()
+        check_config(TrainConfig(dual_contrast_loss=True, disc_output_size=5))
 
 
 def test_unknown_accelerator_lists_the_valid_names_and_a_suggestion():

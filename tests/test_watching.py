@@ -15,13 +15,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from src.data.cleanse import CleanseSettings, cleanse_folder, folder_inputs
 from src.data.contact_sheet import contact_sheet_html
 from src.gan.config import TrainConfig
-from src.gan.gallery import gallery_html
-from src.gan.progress_frames import ANIMATION, FOLDER
-from src.gan.quality import load_pair, swd_with_references
-from src.gan.sampling import generate_images
-from src.gan.tensorboard_log import FOLDER as BOARD
-from src.gan.training import train_gan
-from src.gan.training_report import ticks, training_report_html
+from src.gan.sampling.gallery import gallery_html
+from src.gan.sampling.generate import generate_images
+from src.gan.scoring.swd import load_pair, swd_with_references
+from src.gan.training.loop import train_gan
+from src.gan.watching.progress_frames import ANIMATION, FOLDER
+from src.gan.watching.tensorboard_log import FOLDER as BOARD
+from src.gan.watching.training_page import ticks, training_report_html
 from tests.conftest import SMOKE
 
 WATCHED = replace(SMOKE, steps=8, save_every=2, log_every=4)

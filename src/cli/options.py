@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from src.build.accelerators import GpuRequest
+from src.build.accelerators import GPUS, GpuRequest
 from src.common.errors import ConfigError
 from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import PARAMS
@@ -34,7 +34,8 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--accelerator",
         default=defaults.accelerator,
-        help="GPU type for the train task, e.g. NVIDIA_TESLA_T4, NVIDIA_L4, nvidia-l4 (default %(default)s)",
+        help=f"GPU type for the train task, one of {', '.join(GPUS)} (or its GKE spelling, "
+        "e.g. nvidia-l4; default %(default)s)",
     )
     group.add_argument(
         "--accelerator-count",
@@ -44,13 +45,15 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--cpu-limit",
-        default=defaults.cpu_limit,
-        help="CPU limit of the train task (default %(default)s)",
+        default=None,
+        help="CPU limit of the train task (default: the vCPUs of the accelerator's usual "
+        "machine, 8 for one T4 on an n1-standard-8)",
     )
     group.add_argument(
         "--memory-limit",
-        default=defaults.memory_limit,
-        help="memory limit of the train task (default %(default)s)",
+        default=None,
+        help="memory limit of the train task, e.g. 30G or 500M (default: the memory of the "
+        "accelerator's usual machine, 30G for one T4)",
     )
 
 

@@ -21,10 +21,14 @@ def has_array(folder: Path) -> bool:
     return (folder / ARRAY_NAME).is_file() and (folder / INDEX_NAME).is_file()
 
 
-def load_array(folder: Path) -> tuple[np.ndarray, list[str]]:
-    """The images [N, H, W, C] (memory-mapped) and their names."""
+def load_array(folder: Path, mmap_mode: str = "r") -> tuple[np.ndarray, list[str]]:
+    """The images [N, H, W, C] (memory-mapped) and their names.
+
+    `mmap_mode="c"` maps them copy-on-write: writable for torch, yet every process
+    that maps the file shares one copy in the page cache.
+    """
     index = json.loads((folder / INDEX_NAME).read_text())
-    array = np.load(folder / ARRAY_NAME, mmap_mode="r")
+    array = np.load(folder / ARRAY_NAME, mmap_mode=mmap_mode)
     if list(array.shape) != index["shape"]:
         raise ValueError(
             f"{folder}: {ARRAY_NAME} is {array.shape}, {INDEX_NAME} says {index['shape']}"

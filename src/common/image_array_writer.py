@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -23,18 +24,25 @@ def npy_header(shape: tuple[int, ...]) -> bytes:
 
 
 class ArrayWriter:
-    """Appends equal-shape uint8 images to `folder/images.npy`; nothing appears until close()."""
+    """Appends equal-shape uint8 images to `folder/images.npy`; nothing appears until close().
+
+    The index records the SHA-256 of the rows in order, which is what a trained
+    model's checkpoint remembers of its data.
+    """
 
     def __init__(self, folder: Path, row_shape: tuple[int, int, int]) -> None:
         self.folder, self.row_shape, self.names = folder, tuple(row_shape), []
         self.partial = folder / f".{ARRAY_NAME}.part"
         self.handle = open(self.partial, "wb")  # noqa: SIM115 (held across appends; close() ends it)
         self.handle.write(npy_header((0, *self.row_shape)))
+        self.digest = hashlib.sha256()
 
     def append(self, row: np.ndarray, name: str) -> None:
         if row.shape != self.row_shape or row.dtype != np.uint8:
             raise ValueError(f"{name}: {row.shape} {row.dtype}, expected {self.row_shape} uint8")
-        self.handle.write(np.ascontiguousarray(row).tobytes())
+        data = np.ascontiguousarray(row).data
+        self.handle.write(data)
+        self.digest.update(data)
         self.names.append(name)
 
     def close(self, extra: dict[str, Any] | None = None) -> None:
@@ -45,7 +53,11 @@ class ArrayWriter:
         os.fsync(self.handle.fileno())
         self.handle.close()
         os.replace(self.partial, self.folder / ARRAY_NAME)
-        index = {"shape": [len(self.names), *self.row_shape], "names": self.names}
+        index = {
+            "shape": [len(self.names), *self.row_shape],
+            "names": self.names,
+            "sha256": self.digest.hexdigest(),
+        }
         write_json_atomically(self.folder / INDEX_NAME, index | (extra or {}), indent=None)
 
     def abandon(self) -> None:

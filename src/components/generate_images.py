@@ -29,42 +29,26 @@ def generate_images(
         metrics: SWD against real images with its floor and noise level, images per second.
         interpolation_steps: frames of a latent interpolation strip (0: none).
     """
-    import time
-
-    started = time.monotonic()
     from pathlib import Path
 
     from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
-    from src.gan.fid import FidScorer, fid_between_folders
-    from src.gan.gallery import gallery_html
-    from src.gan.quality import load_pair, swd_with_references
-    from src.gan.sampling import generate_images as run_generation
+    from src.gan.sampling.task import generate_task
 
     configure_logging()
-    scorer = FidScorer.from_uri(fid_weights_uri) if fid_weights_uri else None  # fail early
-    out_dir, real_dir = Path(samples.path), Path(real_images.path)
-    result = run_generation(
+    outputs = generate_task(
         Path(model.path),
-        out_dir,
-        count=num_images,
+        Path(real_images.path),
+        Path(samples.path),
+        samples.uri,
+        num_images=num_images,
         seed=seed,
-        which=generator,
+        generator=generator,
+        fid_weights_uri=fid_weights_uri,
         interpolation_steps=interpolation_steps,
     )
-    scores = swd_with_references(*load_pair(real_dir, out_dir, fake_pattern="image_*.png"))
-    if scorer is not None:
-        scores["fid"], scores["fid_real_images"] = fid_between_folders(scorer, real_dir, out_dir)
-    samples.metadata.update({**result.metadata(), **scores})
-    samples.metadata["work_seconds"] = time.monotonic() - started
-    metrics.log_metric("swd_vs_real", round(scores["swd"], 4))
-    metrics.log_metric("swd_real_floor", round(scores["real_floor"], 4))
-    metrics.log_metric("swd_noise", round(scores["noise"], 4))
-    metrics.log_metric("images_per_second", round(result.images_per_second, 2))
-    metrics.log_metric("num_images", result.count)
-    if scorer is not None:
-        metrics.log_metric("fid_vs_real", round(scores["fid"], 3))
-        metrics.log_metric("fid_real_images", scores["fid_real_images"])
-    page = gallery_html(out_dir, real_dir, result.files, scores, result.metadata(), samples.uri)
-    Path(gallery.path).write_text(page)
+    samples.metadata.update(outputs.metadata)
+    for name, value in outputs.metrics.items():
+        metrics.log_metric(name, value)
+    Path(gallery.path).write_text(outputs.page)
     write_metrics_file(metrics)

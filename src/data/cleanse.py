@@ -29,7 +29,7 @@ from src.common.errors import ConfigError
 from src.common.image_array_writer import ArrayWriter
 from src.common.progress import Progress
 from src.data.layout import InputFile
-from src.params import checks
+from src.params import checks, rules
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ class CleanseSettings:
         return self.min_side or max(1, self.image_size // 2)
 
     def validate(self) -> None:
-        checks.require(checks.image_size_problem(self.image_size))
-        checks.require(checks.near_duplicate_problem(self.near_duplicate_distance))
+        checks.require(rules.image_size_problem(self.image_size))
+        checks.require(rules.near_duplicate_problem(self.near_duplicate_distance))
         if self.mode not in OUTPUT_MODES:
             raise ConfigError(f"mode={self.mode!r} is not supported: use one of {OUTPUT_MODES}")
         if self.max_pixels <= 0:
@@ -332,7 +332,7 @@ def cleanse_inputs(
     try:
         tally, processes = _cleanse_into(writer, items, settings)
         report = tally.report(writer.names, settings, processes, time.monotonic() - started)
-        checks.require(checks.enough_images_problem(report.kept, settings.min_images))
+        checks.require(rules.enough_images_problem(report.kept, settings.min_images))
     except BaseException:
         writer.abandon()
         raise

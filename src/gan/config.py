@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from src.common.errors import ConfigError
-from src.params import checks
-
 # Settings that change tensor shapes: a checkpoint only resumes when these match.
 ARCHITECTURE_FIELDS = (
     "image_size",
@@ -21,18 +18,6 @@ ARCHITECTURE_FIELDS = (
     "disc_output_size",
     "antialias",
     "optimizer",
-)
-
-
-_POSITIVE = (
-    "latent_dim",
-    "fmap_max",
-    "batch_size",
-    "gradient_accumulate_every",
-    "steps",
-    "save_every",
-    "log_every",
-    "learning_rate",
 )
 
 
@@ -70,35 +55,6 @@ class TrainConfig:
     amp: str = "auto"
     max_nan_restarts: int = 3
     name: str = "default"
-
-    def validate(self) -> None:
-        """Raises one ConfigError listing every bad setting and its fix."""
-        problems = [
-            checks.image_size_problem(self.image_size),
-            checks.attention_problem(",".join(map(str, self.attn_res_layers)), self.image_size),
-            checks.dual_contrast_problem(self.dual_contrast_loss, self.disc_output_size),
-            checks.aug_prob_problem(self.aug_prob),
-            checks.aug_types_problem(",".join(self.aug_types)),
-            checks.one_of("amp", checks.AMP_MODES)(self.amp),
-            checks.one_of("optimizer", ("adam", "adabelief"))(self.optimizer),
-            checks.at_least("max_nan_restarts", 0, "0 or more")(self.max_nan_restarts),
-        ]
-        problems += [checks.positive(name)(getattr(self, name)) for name in _POSITIVE]
-        problems.append(checks.channels_problem(self.transparent, self.greyscale))
-        problems = [problem for problem in problems if problem]
-        if problems:
-            raise ConfigError.from_problems(problems)
-
-    @classmethod
-    def from_params(cls, **values: Any) -> TrainConfig:
-        """The config for pipeline parameters (as the train component receives them)."""
-        if "attn_res_layers" in values:
-            values["attn_res_layers"] = tuple(
-                int(v) for v in checks.split_list(values["attn_res_layers"])
-            )
-        if "aug_types" in values:
-            values["aug_types"] = tuple(checks.split_list(values["aug_types"]))
-        return cls(**values)
 
     @property
     def channels(self) -> int:

@@ -6,7 +6,7 @@ do not ship this prose (each compiled file has a size budget).
 
 from __future__ import annotations
 
-from src.params import checks
+from src.params import rules
 
 DESCRIPTIONS: dict[str, str] = {
     "source_uri": "gs://BUCKET/PREFIX of image objects, or of one .zip/.tar/.tar.gz archive object",
@@ -20,7 +20,7 @@ DESCRIPTIONS: dict[str, str] = {
     "fmap_max": "widest feature map",
     "attn_res_layers": 'comma-separated resolutions with linear attention, e.g. "32,64"; "" for none',
     "aug_prob": "differentiable augmentation probability, 0 to 1; -1: upstream's automatic value",
-    "aug_types": f"comma-separated augmentations: {', '.join(checks.AUG_TYPES)}",
+    "aug_types": f"comma-separated augmentations: {', '.join(rules.AUG_TYPES)}",
     "disc_output_size": "discriminator output grid: 1 or 5",
     "dual_contrast_loss": "dual contrastive loss (needs disc_output_size=1)",
     "antialias": "blur when up- and downsampling",

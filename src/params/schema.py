@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from src.params import checks, uri_checks
+from src.params import checks, rules, uri_checks
 
 REQUIRED = None  # `compiled` value of a parameter the user must give (the UIs ask for it)
 SAMPLE_SOURCE = "gs://lwgan-sample/digits/"  # the bundled set, served by the local emulator
@@ -43,16 +43,16 @@ class Param:
 
 PARAMS: tuple[Param, ...] = (
     Param("source_uri", str, REQUIRED, lambda v: uri_checks.gcs_uri_problem(v, "source_uri"), local=SAMPLE_SOURCE),
-    Param("image_size", int, 256, checks.image_size_problem, local=32),
+    Param("image_size", int, 256, rules.image_size_problem, local=32),
     Param("batch_size", int, 10, checks.positive("batch_size"), local=4),
     Param("gradient_accumulate_every", int, 4, checks.positive("gradient_accumulate_every"), local=1),
     Param("steps", int, 10000, checks.positive("steps"), local=20),
     Param("learning_rate", float, 2e-4, checks.positive("learning_rate")),
     Param("latent_dim", int, 256, checks.positive("latent_dim"), local=64),
     Param("fmap_max", int, 512, checks.positive("fmap_max"), local=32),
-    Param("attn_res_layers", str, "32", checks.attn_res_layers_problem, local=""),
-    Param("aug_prob", float, -1.0, checks.aug_prob_problem),
-    Param("aug_types", str, "translation,cutout", checks.aug_types_problem),
+    Param("attn_res_layers", str, "32", rules.attn_res_layers_problem, local=""),
+    Param("aug_prob", float, -1.0, rules.aug_prob_problem),
+    Param("aug_types", str, "translation,cutout", rules.aug_types_problem),
     Param("disc_output_size", int, 1, checks.one_of("disc_output_size", checks.DISC_OUTPUT_SIZES)),
     Param("dual_contrast_loss", bool, False),
     Param("antialias", bool, False),
@@ -64,7 +64,7 @@ PARAMS: tuple[Param, ...] = (
     Param("num_images", int, 64, checks.positive("num_images"), local=16),
     Param("generator", str, "auto", checks.one_of("generator", checks.GENERATOR_CHOICES)),
     Param("download_workers", int, 32, checks.positive("download_workers"), local=8),
-    Param("near_duplicate_distance", int, -1, checks.near_duplicate_problem),
+    Param("near_duplicate_distance", int, -1, rules.near_duplicate_problem),
     Param("train_processes", int, 0, checks.at_least("train_processes", 0, "0 (one per GPU) or a positive count")),
     Param("fid_weights_uri", str, "", uri_checks.fid_weights_problem),
     Param("checkpoint_root", str, "", uri_checks.checkpoint_root_problem),

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from src.common.errors import ConfigError
-from src.params import checks
+from src.params import rules
 from src.params.schema import BY_NAME, PARAMS
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -45,13 +45,13 @@ def value_problems(values: dict[str, Any]) -> list[str]:
         if BY_NAME[name].check and (problem := BY_NAME[name].check(value))
     ]
     if "attn_res_layers" in values and "image_size" in values:
-        problems.append(checks.attention_problem(values["attn_res_layers"], values["image_size"]))
+        problems.append(rules.attention_problem(values["attn_res_layers"], values["image_size"]))
     if "dual_contrast_loss" in values and "disc_output_size" in values:
         problems.append(
-            checks.dual_contrast_problem(values["dual_contrast_loss"], values["disc_output_size"])
+            rules.dual_contrast_problem(values["dual_contrast_loss"], values["disc_output_size"])
         )
     if "transparent" in values and "greyscale" in values:
-        problems.append(checks.channels_problem(values["transparent"], values["greyscale"]))
+        problems.append(rules.channels_problem(values["transparent"], values["greyscale"]))
     return [problem for problem in problems if problem]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from src.gan.data_parallel import Ranks, average_gradients
+from src.gan.training.ranks import Ranks, average_gradients
 
 
 def half_batch_gradients(

@@ -8,17 +8,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from src.gan import random_state
+
 
 @torch.no_grad()
 def sample(
     network: torch.nn.Module, latents: torch.Tensor, batch_size: int, seed: int
 ) -> torch.Tensor:
-    """Runs the generator in batches; its noise layers draw from a seeded, private stream."""
+    """Runs the generator in batches; its noise layers draw from `seed`, training's streams stay."""
     device = next(network.parameters()).device
     outputs = []
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with random_state.seeded(seed, device):
         for chunk in latents.split(batch_size):
             outputs.append(network(chunk.to(device)).float().cpu())
     return torch.cat(outputs)

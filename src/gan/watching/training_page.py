@@ -13,8 +13,8 @@ import html
 import math
 from typing import Any
 
-from src.gan.progress_frames import animation, shown
-from src.gan.render import thumbnail
+from src.gan.sampling.render import thumbnail
+from src.gan.watching.progress_frames import animation, shown
 
 CHARTS = (
     ("Discriminator and generator loss", {"d_loss": "#d62728", "g_loss": "#1f77b4"}),

@@ -15,20 +15,20 @@ import torch.nn.functional as F
 from PIL import Image
 
 from src.common.atomic_files import atomic_open
-from src.gan.render import encode, make_grid, sample, thumbnail, to_uint8
-from src.gan.schedule import ema_is_averaged
+from src.gan import random_state
+from src.gan.networks.schedule import ema_is_averaged
+from src.gan.sampling.render import encode, make_grid, sample, thumbnail, to_uint8
 
 FOLDER = "progress"
 ANIMATION = "progress.webp"
 GRID_SIDE = 4
 CELL_PIXELS = 64
-LATENT_SEED_OFFSET = 7_777  # a stream of its own: training's random draws are untouched
 SHOWN_FRAMES = 24
 
 
 def fixed_latents(seed: int, latent_dim: int) -> torch.Tensor:
     """The same latents for the whole run, and for every resume of it."""
-    stream = torch.Generator().manual_seed(seed + LATENT_SEED_OFFSET)
+    stream = random_state.private_stream(seed, random_state.PROGRESS_LATENTS)
     return torch.randn(GRID_SIDE * GRID_SIDE, latent_dim, generator=stream)
 
 

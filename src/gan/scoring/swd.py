@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from src.gan.image_bank import load_image_folder
+from src.gan.images import load_float_images
 
 PATCH = 7
 
@@ -108,6 +108,6 @@ def load_pair(
     real_dir: Path, fake_dir: Path, *, channels: int = 3, limit: int = 512, fake_pattern: str = "*"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Real and generated images as floats in [0, 1], at most `limit` each, the same size."""
-    real = load_image_folder(real_dir, channels)[:limit].float() / 255
-    fake = load_image_folder(fake_dir, channels, real.shape[-1], fake_pattern)[:limit].float() / 255
+    real = load_float_images(real_dir, channels, limit=limit)
+    fake = load_float_images(fake_dir, channels, real.shape[-1], fake_pattern, limit)
     return real, fake

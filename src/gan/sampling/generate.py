@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -12,11 +13,13 @@ import numpy as np
 import torch
 
 from src.common.errors import ConfigError
-from src.gan.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from src.gan import random_state
 from src.gan.config import TrainConfig
-from src.gan.model import build_gan, pick_device
-from src.gan.render import encode, make_grid, sample, to_pil, to_uint8
-from src.gan.schedule import ema_is_averaged
+from src.gan.images import dataset_identity, load_images
+from src.gan.model_folder import CHECKPOINT_NAME, CONFIG_NAME, CheckpointError, load_checkpoint
+from src.gan.networks.build import build_gan, pick_device
+from src.gan.networks.schedule import ema_is_averaged
+from src.gan.sampling.render import encode, make_grid, sample, to_pil, to_uint8
 from src.params import checks
 
 log = logging.getLogger(__name__)
@@ -59,16 +62,39 @@ def load_generator(
 ) -> tuple[torch.nn.Module, TrainConfig, str, int]:
     """The generator network in eval mode, its config, which one it is, and its step."""
     torch_device = pick_device(device)
-    saved = load_checkpoint(model_dir, map_location=torch_device)
+    saved = load_checkpoint(model_dir)
     if saved is None:
         raise CheckpointError(f"no {CHECKPOINT_NAME} in {model_dir}: run the train step first")
     config = TrainConfig.from_dict(saved["config"])
-    with torch.random.fork_rng(devices=[]):  # weight init draws numbers the checkpoint replaces
+    with random_state.preserved():  # weight init draws numbers the checkpoint replaces
         gan = build_gan(config, torch_device)
     gan.load_state_dict(saved["gan"])
     chosen = choose_generator(which, int(saved["step"]))
     network = gan.GE if chosen == "ema" else gan.G
     return network.eval(), config, chosen, int(saved["step"])
+
+
+def check_real_set(model_dir: Path, real_dir: Path) -> None:
+    """Refuses, before anything is generated, real images the model's samples cannot be scored on.
+
+    Images of another size or channel count cannot be compared; another set of the
+    same shape can, and is only logged.
+    """
+    readable = json.loads((model_dir / CONFIG_NAME).read_text())
+    config = TrainConfig.from_dict(readable["config"])
+    try:
+        images = load_images(real_dir, config.channels)
+    except ConfigError as error:
+        raise ConfigError(f"the real images cannot be read for scoring: {error}") from error
+    _, height, width, _ = images.shape
+    if (height, width) != (config.image_size, config.image_size):
+        raise ConfigError(
+            f"the model makes {config.image_size}x{config.image_size} images but the real set "
+            f"{real_dir} holds {width}x{height}: score against the set the model was trained on"
+        )
+    trained_on = readable.get("data")
+    if trained_on and dataset_identity(real_dir, images)["sha256"] != trained_on["sha256"]:
+        log.warning("scoring against other real images than the model was trained on")
 
 
 def interpolation_latents(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:

@@ -7,9 +7,9 @@ import threading
 import torch
 from torch import nn
 
-from src.gan.attention_layout import use_channels_first_attention
 from src.gan.config import TrainConfig
-from src.gan.upstream import upstream
+from src.gan.networks.attention_layout import use_channels_first_attention
+from src.gan.networks.upstream import upstream
 
 _build_lock = threading.Lock()
 _original_blur: type | None = None
@@ -25,7 +25,7 @@ def pick_device(requested: str = "auto") -> torch.device:
 def build_gan(config: TrainConfig, device: torch.device) -> nn.Module:
     """Upstream's `LightweightGAN` with upstream's initialisation, moved to `device`.
 
-    Its attention layers compute in channels-first layout (`src.gan.attention_layout`).
+    Its attention layers compute in channels-first layout (`src.gan.networks.attention_layout`).
 
     Upstream's `Trainer.init_GAN` chooses antialiasing and the norm layer by
     rebinding module globals before construction; we do the same, under a lock,

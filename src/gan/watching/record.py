@@ -12,9 +12,14 @@ from typing import Any
 
 import torch
 
-from src.common.progress import MovingRate
-from src.gan.progress_frames import fixed_latents, render_frame, write_animation, write_frames
-from src.gan.tensorboard_log import TensorBoardLog
+from src.common.rate import MovingRate
+from src.gan.watching.progress_frames import (
+    fixed_latents,
+    render_frame,
+    write_animation,
+    write_frames,
+)
+from src.gan.watching.tensorboard_log import TensorBoardLog
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,7 @@ class TrainingRecord:
         self.history: list[dict[str, Any]] = []
         self.frames: list[dict[str, Any]] = []
         self.board: TensorBoardLog | None = None
+        self.gp_skipped = 0  # gradient penalties that were not finite, over the whole run
         self._reset()
 
     def start(self, saved: dict[str, Any] | None, start_step: int) -> None:
@@ -37,6 +43,7 @@ class TrainingRecord:
         if saved is not None:
             self.history = list(saved["history"])
             self.frames = list(saved.get("frames", []))
+            self.gp_skipped = sum(row.get("gp_skipped", 0) for row in self.history)
         if not self.is_main:
             return
         self.board = TensorBoardLog(self.model_dir, start_step)
@@ -44,8 +51,11 @@ class TrainingRecord:
             self.board.replay(self.history, self.frames)
         write_frames(self.model_dir, self.frames)
 
-    def add(self, losses: tuple[torch.Tensor, ...]) -> None:
+    def add(self, losses: tuple[torch.Tensor | None, ...], gp_skipped: bool = False) -> None:
         d_loss, g_loss, gp, aux = losses
+        if gp_skipped:
+            self.gp_skipped += 1
+            self._gp_skipped += 1
         values = torch.stack([d_loss, g_loss, aux]).float()
         self._sums = values if self._sums is None else self._sums + values
         self._steps += 1
@@ -57,6 +67,14 @@ class TrainingRecord:
         """The interval's mean losses as a history row (synchronises with the device once)."""
         d_loss, g_loss, aux = (value / self._steps for value in self._sums.tolist())
         gp = float(self._gp) / self._gp_steps if self._gp_steps else None
+        if self._gp_skipped:
+            log.warning(
+                "step %d: the gradient penalty was not finite on %d step(s) of this interval and "
+                "was left out (%d in this run)",
+                step,
+                self._gp_skipped,
+                self.gp_skipped,
+            )
         self._reset()
         row = {
             "step": step,
@@ -64,6 +82,7 @@ class TrainingRecord:
             "g_loss": g_loss,
             "aux": aux,
             "gp": gp,
+            "gp_skipped": self._gp_skipped,
             "aug_prob": self.aug_prob,
             "steps_per_second": rate.rate,
             "seconds": seconds,
@@ -74,7 +93,7 @@ class TrainingRecord:
         return row
 
     def _reset(self) -> None:
-        self._sums, self._gp, self._steps, self._gp_steps = None, None, 0, 0
+        self._sums, self._gp, self._steps, self._gp_steps, self._gp_skipped = None, None, 0, 0, 0
 
     def snapshot(self, gan: torch.nn.Module, step: int) -> None:
         """Renders the fixed latents now and keeps the frame (main process)."""
@@ -90,6 +109,7 @@ class TrainingRecord:
         """Drops what came after the checkpoint a restart goes back to."""
         self.history = [row for row in self.history if row["step"] <= step]
         self.frames = [frame for frame in self.frames if frame["step"] <= step]
+        self.gp_skipped = sum(row.get("gp_skipped", 0) for row in self.history)
         self._reset()
 
     def finish(self) -> None:

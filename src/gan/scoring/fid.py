@@ -15,6 +15,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -154,10 +155,15 @@ def fid_between_folders(
     scorer: FidScorer, real_dir: Path, fake_dir: Path, real_limit: int = 2048
 ) -> tuple[float, int]:
     """FID of the generated `image_*.png` in `fake_dir` against up to `real_limit` real images."""
-    from src.gan.image_bank import load_image_folder
+    from src.gan.images import load_images
 
-    real = load_image_folder(real_dir, 3)
+    real = load_images(real_dir, 3)
     if len(real) > real_limit:  # an even spread over the sorted files, the same every run
-        real = real[torch.linspace(0, len(real) - 1, real_limit).long()]
-    fake = load_image_folder(fake_dir, 3, real.shape[-1], "image_*.png")
-    return scorer.score(real, fake), len(real)
+        real = real[torch.linspace(0, len(real) - 1, real_limit).long().numpy()]
+    fake = load_images(fake_dir, 3, real.shape[1], "image_*.png")
+    return scorer.score(_channels_first(real), _channels_first(fake)), len(real)
+
+
+def _channels_first(images: np.ndarray) -> torch.Tensor:
+    """uint8 [N, H, W, C] (an array or a memory map) -> a uint8 tensor [N, C, H, W]."""
+    return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)

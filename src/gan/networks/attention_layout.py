@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.gan.upstream import upstream
+from src.gan.networks.upstream import upstream
 
 
 def channels_first_forward(self: nn.Module, fmap: torch.Tensor) -> torch.Tensor:

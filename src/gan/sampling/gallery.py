@@ -16,8 +16,8 @@ from typing import Any
 
 from PIL import Image
 
-from src.gan.image_bank import load_image_folder
-from src.gan.render import encode, thumbnail, to_pil, to_uint8
+from src.gan.images import load_float_images, load_images
+from src.gan.sampling.render import encode, thumbnail, to_pil, to_uint8
 
 CAP = 256
 REAL_SHOWN = 16
@@ -83,11 +83,9 @@ def gallery_html(
         for name in files
         if name.startswith("image_")
     )
-    reals = load_image_folder(real_dir, 3)
-    real = "".join(
-        _figure(encode(to_pil(to_uint8(reals[i : i + 1] / 255)[0])), "", f"real {i}")
-        for i in range(min(REAL_SHOWN, len(reals)))
-    )
+    real_count = len(load_images(real_dir, 3))  # a memory map: nothing is read
+    reals = to_uint8(load_float_images(real_dir, 3, limit=REAL_SHOWN))
+    real = "".join(_figure(encode(to_pil(array)), "", f"real {i}") for i, array in enumerate(reals))
     strip = ""
     if (samples_dir / "interpolation.png").is_file():
         link = f"{base}/interpolation.png" if base else "interpolation.png"
@@ -104,6 +102,6 @@ def gallery_html(
         ".cols section{flex:1 1 320px}</style></head><body>"
         f"<h2>Lightweight GAN samples, step {meta.get('step')}</h2>{_scores_table(scores)}"
         f"<p>{html.escape(details)}</p><div class='cols'><section><h3>Generated</h3>{generated}"
-        f"</section><section><h3>Real training images ({min(len(reals), REAL_SHOWN)} of "
-        f"{len(reals)})</h3>{real}</section></div>{strip}</body></html>"
+        f"</section><section><h3>Real training images ({len(reals)} of "
+        f"{real_count})</h3>{real}</section></div>{strip}</body></html>"
     )

@@ -10,16 +10,14 @@ fetches it first and resumes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import random
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 from src.common.atomic_files import atomic_open
 from src.common.gcs_uri import parse_gcs_uri
 from src.common.retry import with_retries
+from src.gan import random_state
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +71,30 @@ class CheckpointMirror:
                 shutil.copyfileobj(data, handle)
             return
         blob = self._blob(name)
-        with _own_random_state():
+        # The storage client draws from Python's `random` (upload boundaries, retry jitter),
+        # as upstream's augmentation does.
+        with random_state.preserved():
             with_retries(
                 lambda: blob.upload_from_filename(str(source)), what=f"upload to {self.root}/{name}"
             )
-
-
-@contextlib.contextmanager
-def _own_random_state() -> Iterator[None]:
-    """The storage client draws from Python's `random` (upload boundaries, retry jitter);
-    upstream's augmentation draws from it too, so a mirror must leave it as it found it."""
-    state = random.getstate()
-    try:
-        yield
-    finally:
-        random.setstate(state)
 
 
 def _download(blob, handle) -> None:
     handle.seek(0)
     handle.truncate()
     blob.download_to_file(handle)
+
+
+def report_mirror(root: str, artifact_uri: str) -> None:
+    """Says in the step's first lines whether a retried attempt will find the checkpoints."""
+    if root:
+        log.info(
+            "checkpoints are mirrored to %s: a retried attempt resumes from the last one", root
+        )
+        return
+    log.warning(
+        "no checkpoint mirror: the model artifact is at %s (not gs://) and checkpoint_root is "
+        "empty, so a retried or preempted attempt starts again at step 0; set "
+        "checkpoint_root=gs://BUCKET/FOLDER to resume instead",
+        artifact_uri,
+    )

@@ -1,0 +1,1 @@
+"""Upstream lightweight-gan's networks, built on any device, and its fixed training schedule."""

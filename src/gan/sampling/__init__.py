@@ -1,0 +1,1 @@
+"""Images from a trained generator: seeded samples, grids, the gallery page."""

@@ -1,0 +1,1 @@
+"""Scores of generated images against real ones: SWD (no weights) and FID (weights supplied)."""

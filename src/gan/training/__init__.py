@@ -1,0 +1,1 @@
+"""Training: the step, precision, processes, data, checkpoints and the loop that ties them."""

@@ -1,0 +1,1 @@
+"""What a person watches while a GAN trains: loss history, progress frames, TensorBoard, the page."""
