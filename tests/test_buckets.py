@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -16,7 +18,7 @@ import pytest
 from devtools.http_proxy import HttpProxy
 from src.backends.emulator import anonymous_client
 from src.data.download import DownloadLimits, download_dataset
-from src.data.layout import DownloadError
+from src.data.layout import DownloadError, OutputWriteError
 from tests.support.datasets import dataset_files, shard_members
 
 PNG = (Path(__file__).resolve().parents[1] / "data" / "sample" / "digit_001.png").read_bytes()
@@ -195,7 +197,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from src.data.download import download_dataset
-from src.data.layout import DownloadError
+from src.data.layout import DownloadError, OutputWriteError
 from tests.support.datasets import dataset_files, shard_members
 try:
     download_dataset("gs://any-bucket/images/", Path(sys.argv[1]))
@@ -354,3 +356,61 @@ def test_shards_written_from_many_threads_hold_every_member_where_they_say(tmp_p
         with tarfile.open(shard) as archive:  # each shard is a complete tar
             listed |= set(archive.getnames())
     assert listed == set(members)
+
+
+def test_a_full_disk_fails_the_download_naming_the_disk_instead_of_skipping_objects(
+    fresh_bucket, gcs_client, small_disk
+):
+    # Given 20 different images of about 5.5 KB, and a destination disk of 32 KiB
+    for index in range(20):
+        fresh_bucket.blob(f"set/{index:02d}.png").upload_from_string(PNG + os.urandom(5000))
+    disk = small_disk(32)
+    # When they are downloaded there
+    with pytest.raises(OutputWriteError) as failure:
+        download_dataset(f"gs://{fresh_bucket.name}/set/", disk / "ds", client=gcs_client)
+    # Then the step fails on our own write: where, why, how much, what to do; nothing is left
+    assert re.fullmatch(
+        rf"cannot write {re.escape(str(disk))}/ds/shards/shard-00000\.tar \(No space left on "
+        r"device; the step writes about 0\.1 MB there\): free space or give the step a larger disk",
+        str(failure.value),
+    ), failure.value
+    assert list((disk / "ds").iterdir()) == []
+
+
+def test_a_name_with_a_control_character_is_skipped_saying_so(
+    fresh_bucket, gcs_client, tmp_path, caplog
+):
+    for name in ("set/new\nline.png", "set/fine.png"):
+        fresh_bucket.blob(name).upload_from_string(PNG)
+    with caplog.at_level(logging.WARNING):
+        result = download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=gcs_client)  # fmt: skip
+    assert result.skipped == {"unsafe_name": 1}
+    assert "skipping 'set/new\\nline.png': its name holds a control character" in caplog.text
+    assert "escape" not in caplog.text
+
+
+def test_an_object_with_content_under_a_folder_name_is_counted_as_skipped(
+    fresh_bucket, gcs_client, tmp_path
+):
+    fresh_bucket.blob("set/dir_with_data/").upload_from_string(PNG)
+    fresh_bucket.blob("set/empty_marker/").upload_from_string(b"")
+    fresh_bucket.blob("set/a.png").upload_from_string(PNG)
+    result = download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=gcs_client)
+    assert result.object_count == 1 and result.skipped == {"folder_name_with_data": 1}
+    assert {"name": "set/dir_with_data/", "reason": "folder_name_with_data"} in manifest(
+        tmp_path / "ds"
+    )["skipped"]
+
+
+def test_a_prefix_of_empty_folder_markers_says_so_and_that_the_listing_is_recursive(
+    fresh_bucket, gcs_client, tmp_path
+):
+    for name in ("set/", "set/cats/", "set/dogs/"):
+        fresh_bucket.blob(name).upload_from_string(b"")
+    with pytest.raises(DownloadError) as failure:
+        download_dataset(f"gs://{fresh_bucket.name}/set/", tmp_path / "ds", client=gcs_client)
+    assert str(failure.value) == (
+        f"gs://{fresh_bucket.name}/set/ holds only empty folder markers (set/, set/cats/, "
+        "set/dogs/): the listing is recursive and found no file below them; upload the images "
+        "there first"
+    )

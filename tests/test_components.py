@@ -9,6 +9,8 @@ import pytest
 from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics, Model
 from PIL import Image
 
+from src.backends.sample import SAMPLE_DIR
+from src.common.errors import ConfigError
 from src.components import cleanse_images, download_images, generate_images, train_gan
 from tests.support.components import run_component
 from tests.support.datasets import cleansed_images, shard_members
@@ -26,6 +28,42 @@ def test_download_component_fills_dataset_and_metadata(sample_bucket, tmp_path):
     assert images.metadata["manifest_sha256"] == manifest["sha256"]
     assert images.metadata["source_uri"] == sample_bucket
     assert "digit_000.png" in shard_members(tmp_path / "raw")
+
+
+def test_missing_fid_weights_fail_the_first_step_before_downloading(fresh_bucket, tmp_path):
+    # Given images in a bucket, and fid_weights_uri naming an object that is not there
+    for path in sorted(SAMPLE_DIR.glob("digit_00[0-3].png")):
+        fresh_bucket.blob(f"set/{path.name}").upload_from_filename(str(path))
+    weights = f"gs://{fresh_bucket.name}/weights/inception_v3_google.pth"
+    images = artifact(Dataset, tmp_path / "raw")
+    # When the first step runs, with an image_size that is wrong as well
+    with pytest.raises(ConfigError) as failure:
+        run_component(
+            download_images,
+            source_uri=f"gs://{fresh_bucket.name}/set/",
+            images=images,
+            fid_weights_uri=weights,
+            image_size=48,
+        )
+    # Then both problems are reported at once, the object named with the fix; nothing downloaded
+    message = str(failure.value)
+    assert message.startswith("2 problems:") and "image_size=48" in message
+    assert f"fid_weights_uri={weights!r}: no such object (or bucket)" in message
+    assert "leave fid_weights_uri empty" in message
+    assert not (tmp_path / "raw").exists()
+
+
+def test_readable_fid_weights_pass_the_first_step(fresh_bucket, tmp_path):
+    fresh_bucket.blob("set/digit_000.png").upload_from_filename(str(SAMPLE_DIR / "digit_000.png"))
+    fresh_bucket.blob("weights/inception.pth").upload_from_string(b"weights")
+    images = artifact(Dataset, tmp_path / "raw")
+    run_component(
+        download_images,
+        source_uri=f"gs://{fresh_bucket.name}/set/",
+        images=images,
+        fid_weights_uri=f"gs://{fresh_bucket.name}/weights/inception.pth",
+    )
+    assert images.metadata["object_count"] == 1
 
 
 def test_cleanse_component_writes_dataset_metrics_and_report(sample_bucket, tmp_path):

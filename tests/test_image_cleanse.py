@@ -13,13 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from src.backends.sample import SAMPLE_DIR
+from src.common.image_array import load_array
 from src.data.cleanse import (
     POOL_MIN_FILES,
     CleanseSettings,
+    TooFewImagesError,
     cleanse_folder,
     resize_and_crop,
     to_mode,
 )
+from src.data.layout import OutputWriteError
 from tests.support.datasets import cleansed_images
 
 SIZE = 32
@@ -237,7 +241,8 @@ def test_too_few_images_for_the_batch_fails_before_training(tmp_path):
         cleanse_folder(
             tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, min_images=4)
         )
-    assert list((tmp_path / "out").iterdir()) == []  # no array that looks complete
+    # No array that looks complete; the report of what was dropped stays
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["cleanse_report.json"]
 
 
 def test_each_dropped_duplicate_names_the_kept_file_it_repeats(tmp_path):
@@ -245,11 +250,12 @@ def test_each_dropped_duplicate_names_the_kept_file_it_repeats(tmp_path):
     report = cleanse_folder(
         tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, workers=1)
     )
-    assert report.duplicates == [("zz_same_pixels.bmp", "original.png")]
-    assert "`zz_same_pixels.bmp` repeats `original.png`" in report.markdown()
-    assert "first file in name order is kept" in report.markdown()
+    assert report.duplicates == [("zz_same_pixels.bmp", "original.png", "first in name order")]
+    assert "`zz_same_pixels.bmp` repeats `original.png` (first in name order)" in report.markdown()
     saved = json.loads((tmp_path / "out" / "cleanse_report.json").read_text())
-    assert saved["duplicates"] == [{"dropped": "zz_same_pixels.bmp", "kept": "original.png"}]
+    assert saved["duplicates"] == [
+        {"dropped": "zz_same_pixels.bmp", "kept": "original.png", "rule": "first in name order"}
+    ]
 
 
 def test_an_all_grey_set_is_reported_with_the_greyscale_fix(tmp_path):
@@ -285,3 +291,109 @@ def test_decoded_chunks_waiting_for_the_writer_never_exceed_the_window():
         results.append(result)
     assert results == chunks
     assert max(waiting) == 4  # Executor.map would have had all 20 submitted at the first result
+
+
+def test_files_that_differ_only_in_extension_keep_apart_in_the_index(tmp_path):
+    # Given pic.tiff and pic.webp, two different images with one stem
+    (tmp_path / "in").mkdir()
+    gradient((40, 40), seed=50).save(tmp_path / "in" / "pic.tiff")
+    gradient((40, 40), seed=51).save(tmp_path / "in" / "pic.webp", lossless=True)
+    # When they are cleansed
+    cleanse_folder(tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, workers=1))
+    # Then each has its own name in the index
+    _, names = load_array(tmp_path / "out")
+    assert names == ["pic.png", "pic.webp.png"]
+
+
+def test_of_exact_duplicates_the_shallower_path_is_kept_and_the_rule_reported(tmp_path):
+    # Given the bundled digit and its BMP copy one folder down (which sorts first)
+    (tmp_path / "in" / "broken").mkdir(parents=True)
+    for name in ("digit_000.png", "broken/copy_of_digit_000.BMP", "digit_001.png"):
+        (tmp_path / "in" / name).write_bytes((SAMPLE_DIR / name).read_bytes())
+    # When they are cleansed
+    report = cleanse_folder(
+        tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, workers=1)
+    )
+    # Then the PNG is the kept one, its row and name are the PNG's, and the report says why
+    assert report.duplicates == [
+        ("broken/copy_of_digit_000.BMP", "digit_000.png", "shallower path")
+    ]
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert index["sources"] == ["digit_000.png", "digit_001.png"]
+    assert index["names"] == ["digit_000.png", "digit_001.png"]
+    assert "lossless file, then more pixel data, then shallower path" in report.markdown()
+
+
+def test_of_exact_duplicates_the_lossless_file_is_kept(tmp_path):
+    # Given a JPEG and a PNG of the same decoded pixels, the JPEG first in name order
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(encoded(gradient((40, 40), seed=60), "JPEG"))
+    with Image.open(tmp_path / "in" / "a.jpg") as decoded:
+        decoded.save(tmp_path / "in" / "b.png")
+    # When they are cleansed
+    report = cleanse_folder(
+        tmp_path / "in", tmp_path / "out", CleanseSettings(image_size=SIZE, workers=1)
+    )
+    # Then the PNG is kept
+    assert report.duplicates == [("a.jpg", "b.png", "lossless file")]
+
+
+def test_too_few_images_because_of_duplicates_names_them_and_keeps_the_report(tmp_path):
+    # Given ten copies of one image, for a batch of four
+    (tmp_path / "in").mkdir()
+    for index in range(10):
+        gradient((40, 40), seed=70).save(tmp_path / "in" / f"copy_{index}.png")
+    # When they are cleansed
+    with pytest.raises(TooFewImagesError) as failure:
+        cleanse_folder(
+            tmp_path / "in",
+            tmp_path / "out",
+            CleanseSettings(image_size=SIZE, workers=1, min_images=4),
+        )
+    # Then the message names the duplicates and the fix, and the JSON report is still written
+    message = str(failure.value)
+    assert "only 1 usable images for batch_size=4 (of 10 files; dropped duplicate 9)" in message
+    assert "add distinct images" in message and "lower batch_size to at most 1" in message
+    saved = json.loads((tmp_path / "out" / "cleanse_report.json").read_text())
+    assert saved["dropped"] == {"duplicate": 9} and len(saved["duplicates"]) == 9
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cleanse_report.json"]
+
+
+def test_images_too_small_for_image_size_suggest_the_size_that_keeps_them(tmp_path):
+    # Given three of the bundled 32 px digits
+    (tmp_path / "in").mkdir()
+    for name in ("digit_000.png", "digit_001.png", "digit_002.png"):
+        (tmp_path / "in" / name).write_bytes((SAMPLE_DIR / name).read_bytes())
+    # When they are cleansed at image_size 1024 for a batch of four
+    with pytest.raises(TooFewImagesError) as failure:
+        cleanse_folder(
+            tmp_path / "in",
+            tmp_path / "out",
+            CleanseSettings(image_size=1024, workers=1, min_images=4),
+        )
+    # Then the message names why and the image_size that keeps them, not a smaller batch
+    assert str(failure.value) == (
+        "only 0 usable images for batch_size=4 (of 3 files; dropped too_small 3): set "
+        "image_size=64 or less (short sides up to 32 px here; image_size=1024 needs 512), "
+        "or set min_side"
+    )
+
+
+def test_a_full_disk_fails_the_cleanse_naming_the_folder_the_size_and_the_fix(small_disk):
+    # Given an output folder on a disk too small for the array (96 x 32 x 32 x 3 bytes)
+    disk = small_disk(64)
+    # When the bundled set is cleansed there
+    with pytest.raises(OutputWriteError) as failure:
+        cleanse_folder(SAMPLE_DIR, disk / "out", CleanseSettings(image_size=SIZE, workers=1))
+    # Then the error says where, why, how much and what to do
+    assert str(failure.value) == (
+        f"cannot write {disk / 'out'} (No space left on device; the step writes about 0.3 MB "
+        "there): free space or give the step a larger disk"
+    )
+
+
+def test_a_full_disk_leaves_no_partial_array_behind(small_disk):
+    disk = small_disk(64)
+    with pytest.raises(OutputWriteError):
+        cleanse_folder(SAMPLE_DIR, disk / "out", CleanseSettings(image_size=SIZE, workers=1))
+    assert list((disk / "out").iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -30,6 +31,31 @@ def start_run(workdir: Path, *args: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+TAG = "LWGAN_TEST_RUN_TAG"
+
+
+def run_tagged(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    """A whole run; every process it starts inherits a tag in its environment."""
+    tag = secrets.token_hex(8)
+    done = subprocess.run(
+        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, TAG: tag},
+    )  # fmt: skip
+    return done, tag
+
+
+def tagged(tag: str) -> set[int]:
+    """Live processes whose environment carries `tag`, in any process group or session."""
+    needle, found = f"{TAG}={tag}".encode(), set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in environ.read_bytes().split(b"\0"):
+                found.add(int(environ.parent.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return alive(found)
 
 
 def descendants(pid: int) -> set[int]:
@@ -163,3 +189,138 @@ def test_sigterm_stops_the_runner_like_ctrl_c(tmp_path):
     rest = runner.stdout.read()
     assert runner.wait(timeout=60) == 130 and "Resume with" in rest
     assert wait_until(lambda: not alive(children), 5)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, str, Path]:
+    workdir = tmp_path_factory.mktemp("finished")
+    done, tag = run_tagged(workdir, "--steps", "1", *SMALL)
+    return done, tag, workdir
+
+
+@pytest.fixture(scope="module")
+def too_few_images_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, str, Path]:
+    """The bundled 32 px digits at image_size 1024: the cleanse keeps none of them."""
+    workdir = tmp_path_factory.mktemp("too-few")
+    done, tag = run_tagged(workdir, "--image-size", "1024", *SMALL)
+    return done, tag, workdir
+
+
+def test_a_finished_run_leaves_no_process_behind(finished_run):
+    done, tag, _ = finished_run
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert not tagged(tag), f"still running: {tagged(tag)}"
+
+
+def test_a_failed_run_leaves_no_process_behind(too_few_images_run):
+    done, tag, _ = too_few_images_run
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert not tagged(tag), f"still running: {tagged(tag)}"
+
+
+def test_processes_that_escape_into_a_session_of_their_own_are_stopped_too():
+    # Given a process that adopts orphans, whose child starts a grandchild in a new session and exits
+    script = (
+        "import subprocess, sys\n"
+        "from src.backends.processes import adopt_orphans, stop_descendants\n"
+        "adopt_orphans()\n"
+        "sleeper = [sys.executable, '-c', 'import time; time.sleep(300)']\n"
+        "subprocess.run([sys.executable, '-c', 'import subprocess, sys; '\n"
+        "    f'subprocess.Popen({sleeper!r}, start_new_session=True)'], check=True)\n"
+        "stop_descendants()\n"
+    )
+    tag = secrets.token_hex(8)
+    # When it stops its descendants and exits
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, TAG: tag},
+    )  # fmt: skip
+    # Then the grandchild, in another session and process group, is gone as well
+    assert done.returncode == 0, done.stderr
+    assert not tagged(tag), f"still running: {tagged(tag)}"
+
+
+def test_the_summary_shows_what_the_download_skipped(finished_run):
+    done, _, _ = finished_run
+    assert re.search(r"download: .*; skipped or renamed not_image_extension 1$", done.stdout, re.M)
+
+
+def test_too_few_images_name_the_drop_reasons_and_the_fix_that_helps(too_few_images_run):
+    done, _, _ = too_few_images_run
+    failure = done.stdout[done.stdout.index("FAILED at step cleanse-images") :]
+    assert re.search(r"too_small \d{2}", failure), failure
+    assert "image_size=64" in failure and "lower batch_size" not in failure
+
+
+def test_a_failed_cleanse_still_publishes_its_report(too_few_images_run):
+    done, _, workdir = too_few_images_run
+    (run_dir,) = workdir.iterdir()
+    page = run_dir / "report" / "cleanse.html"
+    assert page.as_uri() in done.stdout
+    assert "Dropped: too_small" in page.read_text()
+
+
+def test_resume_removes_the_temporary_files_that_killed_writers_left(finished_run):
+    # Given a finished run, with the temporaries that writers killed mid-save would leave
+    _, _, workdir = finished_run
+    (run_dir,) = workdir.iterdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (cleansed,) = run_dir.glob("pipeline_root/*/cleanse-images/cleansed")
+    left = [cleansed / f".images.npy.tmp-{dead.pid}", run_dir / f"checkpoints/.x.pt.tmp-{dead.pid}"]
+    for path in left:
+        path.write_bytes(b"partial")
+    # When it is resumed
+    done = subprocess.run(
+        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir), "--resume"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    # Then they are gone, and the run says so
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert not any(path.exists() for path in left)
+    assert "removed 2 temporary files that killed writers left" in done.stdout
+
+
+def test_resuming_a_run_that_is_still_running_is_refused_naming_its_process(tmp_path):
+    # Given a run that is working
+    runner = start_run(tmp_path, "--steps", "200", *SMALL)
+    try:
+        run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
+        for line in runner.stdout:
+            if line.startswith("download-images: started"):
+                break
+        # When a second runner is asked to resume it
+        second = subprocess.run(
+            [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(tmp_path),
+             "--resume", run_dir.name],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        # Then it exits 2 naming the process that holds the run, and the first one goes on
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"is still running (process {runner.pid} holds" in second.stderr
+        assert runner.poll() is None
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.stdout.read()
+        code = runner.wait(timeout=60)
+    assert code == 130
+
+
+def test_a_full_disk_under_the_runner_ends_in_one_line_with_the_path_and_the_resume_hint(
+    small_disk,
+):
+    # Given a workdir on a disk that holds the run's first files and then is full
+    workdir = small_disk(12)
+    # When a run starts there
+    done, tag = run_tagged(workdir, "--steps", "1", *SMALL)
+    # Then it ends like a failed step: the file, the reason, the fix, how to resume; nothing left
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    failure, resume = done.stdout.strip().splitlines()[-2:]
+    assert re.fullmatch(
+        rf"FAILED in the runner: cannot write {re.escape(str(workdir.resolve()))}/\S+ "
+        r"\(No space left on device\): free space on that disk; then resume:",
+        failure,
+    ), failure
+    assert re.fullmatch(r"  python -m src.pipeline run --workdir \S+ --resume \S+", resume)
+    assert not tagged(tag), f"still running: {tagged(tag)}"

@@ -4,6 +4,7 @@ The worker's output (kfp.local's own lines and every step's streamed log) is
 read line by line: each line goes, without colour codes, to logs/pipeline.log
 and to the current step's logs/<task>.log; the console gets a line when a step
 starts and ends, the training progress, warnings and errors (all of it with -v).
+A log that cannot be written raises RunnerWriteError, naming the file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from src.backends.run_folder import RunnerWriteError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([\w-]+)'")
@@ -45,11 +48,14 @@ class Console:
     _overwriting: bool = False
 
     def __post_init__(self) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
         self._open("pipeline", self.logs / "pipeline.log")
 
     def _open(self, name: str, path: Path) -> None:
-        self._files[name] = self._stack.enter_context(open(path, "a"))  # noqa: SIM115 (closed by the stack)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._files[name] = self._stack.enter_context(open(path, "a"))  # noqa: SIM115 (closed by the stack)
+        except OSError as error:
+            raise RunnerWriteError(path, error) from error
 
     def log_path(self, task: str) -> Path:
         return self.logs / f"{task}.log"
@@ -102,12 +108,20 @@ class Console:
 
     def _write(self, name: str, line: str) -> None:
         handle = self._files[name]
-        handle.write(line + "\n")
-        handle.flush()
+        try:
+            handle.write(line + "\n")
+            handle.flush()
+        except OSError as error:
+            raise RunnerWriteError(handle.name, error) from error
 
     def close(self) -> None:
-        self._stack.close()
-        self._files.clear()
+        """Closes the logs; one that cannot take its last line raises RunnerWriteError."""
+        try:
+            self._stack.close()
+        except OSError as error:
+            raise RunnerWriteError(self.logs, error) from error
+        finally:
+            self._files.clear()
 
 
 def step_error(log_path: Path, max_lines: int = 25) -> str:

@@ -2,8 +2,9 @@
 
 Each run owns a folder chosen before it starts (see run_folder.py). The work
 happens in a worker process (local_worker.py) that takes every process it
-starts down with it, whatever ends the runner; the runner shows a quiet
+starts down with it, whatever ends it or the runner; the runner shows a quiet
 console (console.py) and, at the end, a summary read from its own folder only.
+The runner and its worker hold the folder's lock (run_folder.py) while they live.
 With no `source_uri`, the worker serves the bundled sample set from a
 fake-gcs-server on 127.0.0.1; with one, real GCS is read with
 application-default credentials. `resume` continues a failed or killed run:
@@ -12,8 +13,10 @@ finished steps come from its cache, training from its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,9 +26,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from src.backends.console import Console, step_error
-from src.backends.run_folder import RunFolder
+from src.backends.run_folder import RunFolder, RunnerWriteError
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
+from src.common.stale_files import remove_stale_temporaries
 from src.params.schema import local_defaults
 from src.params.values import resolve
 
@@ -47,23 +51,35 @@ class LocalRunOptions:
     resume: str | None = None  # run id or folder; "" for the newest run in workdir
     verbose: bool = False
 
-    def start(self) -> RunFolder:
-        """The run's folder: a new one with checked parameters, or the one to resume."""
+    def start(self) -> tuple[RunFolder, int]:
+        """The run's folder and its lock: a new one with checked parameters, or one to resume.
+
+        Raises RunnerWriteError when a new run's folder cannot be written (none is left).
+        """
         if self.resume is not None:
             if self.given:
                 raise ConfigError(
                     "--resume continues a run with its own parameters: drop "
                     + ", ".join(sorted(self.given))
                 )
-            return RunFolder.find(self.workdir, self.resume or None)
+            run = RunFolder.find(self.workdir, self.resume or None)
+            return run, run.lock()
         params = resolve(self.given, local_defaults())
-        run = RunFolder.create(self.workdir)
-        # Training checkpoints are mirrored into the run folder, where --resume finds them.
-        params["checkpoint_root"] = params["checkpoint_root"] or str(run.checkpoints)
-        write_json_atomically(
-            run.spec_path, {"params": params, "sample": "source_uri" not in self.given}
-        )
-        return run
+        try:
+            run = RunFolder.create(self.workdir)
+        except OSError as error:
+            raise RunnerWriteError(error.filename or self.workdir, error) from error
+        try:
+            lock = run.lock()
+            # Training checkpoints are mirrored into the run folder, where --resume finds them.
+            params["checkpoint_root"] = params["checkpoint_root"] or str(run.checkpoints)
+            write_json_atomically(
+                run.spec_path, {"params": params, "sample": "source_uri" not in self.given}
+            )
+        except OSError as error:
+            shutil.rmtree(run.root, ignore_errors=True)
+            raise RunnerWriteError(run.spec_path, error) from error
+        return run, lock
 
 
 @dataclass
@@ -74,6 +90,7 @@ class LocalRunSummary:
     failed_step: str | None = None
     error: str | None = None
     interrupted: bool = False
+    runner_failed: bool = False  # the runner's own I/O, not a step
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: dict[str, Path] = field(default_factory=dict)
 
@@ -93,17 +110,23 @@ class LocalRunSummary:
         """The closing lines a person reads; a failure ends with its error and log."""
         if self.interrupted:
             return f"Interrupted. Resume with:\n  {self.resume_hint}"
+        if self.runner_failed:
+            return f"FAILED in the runner: {self.error}; then resume:\n  {self.resume_hint}"
         if not self.succeeded:
             log = self.run.logs / f"{self.failed_step}.log"
             return "\n".join(
                 [
                     f"FAILED at step {self.failed_step or 'unknown'}:",
                     *(f"  {line}" for line in (self.error or "").splitlines()),
+                    *self._report_lines(),
                     f"  log: {log}",
                     f"  resume: {self.resume_hint}",
                 ]
             )
         return "\n".join(self._success_lines())
+
+    def _report_lines(self) -> list[str]:
+        return [f"  {name + ':':<11}{path.as_uri()}" for name, path in self.reports.items()]
 
     @staticmethod
     def _steps_hint(steps: int) -> list[str]:
@@ -124,10 +147,12 @@ class LocalRunSummary:
             for k, v in sorted(cleanse.items())
             if k.startswith("dropped_")
         )
+        skipped = ", ".join(f"{k} {int(v)}" for k, v in sorted(download.get("skipped", {}).items()))
         return [
             f"Pipeline succeeded ({self.run.run_id}).",
             f"  download:  {download['object_count']} objects, "
-            f"{download['total_bytes'] / 1e6:.2f} MB from {download['source_uri']}",
+            f"{download['total_bytes'] / 1e6:.2f} MB from {download['source_uri']}"
+            + (f"; skipped or renamed {skipped}" if skipped else ""),
             f"  cleanse:   kept {int(cleanse['kept'])}, dropped {dropped or 'none'}"
             + (
                 "; all grey: --param greyscale=true trains 1 channel"
@@ -142,7 +167,7 @@ class LocalRunSummary:
             f"SWD vs real {generate['swd']:.3f} (real-vs-real {generate['real_floor']:.3f}, "
             f"noise {generate['noise']:.3f})",
             *self._steps_hint(int(train["end_step"])),
-            *(f"  {name + ':':<11}{path.as_uri()}" for name, path in self.reports.items()),
+            *self._report_lines(),
             f"  model:     {self.steps['train-gan']['uri']}",
             f"  logs:      {self.run.logs}",
             f"Wall time {self.wall_seconds:.1f}s, of it {self.work_seconds:.1f}s inside the steps",
@@ -178,19 +203,27 @@ def read_task_outputs(pipeline_root: Path) -> dict[str, dict[str, Any]]:
 
 
 def publish_reports(run: RunFolder, steps: dict[str, dict[str, Any]]) -> dict[str, Path]:
-    """`.html` copies of the pages a person opens, in run/report/ (a browser needs the suffix)."""
-    run.report.mkdir(exist_ok=True)
+    """`.html` copies of the pages a person opens, in run/report/ (a browser needs the suffix).
+
+    A cleanse that failed (too few images) wrote its contact sheet but no outputs
+    record: the newest one in the run's folder is published then.
+    """
     sources = {
         "gallery": steps.get("generate-images", {}).get("gallery"),
         "training": steps.get("train-gan", {}).get("training_report"),
-        "cleanse": steps.get("cleanse-images", {}).get("contact_sheet"),
+        "cleanse": steps.get("cleanse-images", {}).get("contact_sheet")
+        or max(map(str, run.pipeline_root.glob("*/cleanse-images/contact_sheet")), default=None),
     }
     published = {}
     for name, source in sources.items():
         if not source or not Path(source).is_file():
             continue
         target = run.report / f"{name}.html"
-        target.write_text(Path(source).read_text())
+        try:
+            run.report.mkdir(exist_ok=True)
+            target.write_text(Path(source).read_text())
+        except OSError as error:
+            raise RunnerWriteError(target, error) from error
         published[name] = target
     return published
 
@@ -211,43 +244,82 @@ def _raise_interrupted(*_: Any) -> None:
 def run_locally(options: LocalRunOptions, out: TextIO | None = None) -> LocalRunSummary:
     """Runs the pipeline in its own run folder and returns what happened."""
     out = out or sys.stdout
-    run = options.start()
+    run, lock = options.start()
+    try:
+        return _run_in(run, lock, options, out)
+    finally:
+        os.close(lock)
+
+
+def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) -> LocalRunSummary:
+    started = time.monotonic()
     out.write(f"run {run.run_id}: {run.root}\n")
     out.flush()
-    run.result_path.unlink(missing_ok=True)
-    console = Console(run.logs, out, options.verbose, is_terminal=out.isatty())
-    started = time.monotonic()
+    try:
+        # Left by writers killed in an earlier attempt; none of this run's is alive (the lock).
+        removed = remove_stale_temporaries(run.root, recursive=True)
+        run.result_path.unlink(missing_ok=True)
+        console = Console(run.logs, out, options.verbose, is_terminal=out.isatty())
+    except OSError as error:
+        failure = RunnerWriteError(error.filename or run.root, error)
+        return LocalRunSummary(False, run, 0.0, error=str(failure), runner_failed=True)
+    except RunnerWriteError as error:
+        return LocalRunSummary(False, run, 0.0, error=str(error), runner_failed=True)
+    if removed:
+        console.say(f"  removed {len(removed)} temporary files that killed writers left")
     worker = subprocess.Popen(
         [sys.executable, "-m", "src.backends.local_worker", str(run.root), str(os.getpid())],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
-        start_new_session=True,  # its own process group, which it kills on the way out
+        start_new_session=True,  # out of reach of the terminal's Ctrl-C: the runner stops it
         env=_worker_env(),
         cwd=PROJECT_ROOT,
+        pass_fds=(lock,),  # the worker holds the run's lock for as long as it lives
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    failure = None
     try:
         for line in worker.stdout:
             console.feed(line)
         worker.wait()
     except (KeyboardInterrupt, Interrupted):
-        worker.terminate()  # the worker kills its whole group
-        worker.wait()
+        _stop(worker)
         return LocalRunSummary(False, run, time.monotonic() - started, interrupted=True)
+    except RunnerWriteError as error:
+        failure = error
+        _stop(worker)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        console.close()
-    return _summarise(run, console, time.monotonic() - started)
+        # After a failed write the same file fails again on close: the first failure is reported.
+        with contextlib.suppress(RunnerWriteError) if failure else contextlib.nullcontext():
+            console.close()
+    if failure is None:
+        try:
+            return _summarise(run, console, time.monotonic() - started)
+        except RunnerWriteError as error:
+            failure = error
+    return LocalRunSummary(
+        False, run, time.monotonic() - started, error=str(failure), runner_failed=True
+    )
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    """Ends the worker, which first ends every process it started."""
+    worker.terminate()
+    worker.wait()
 
 
 def _summarise(run: RunFolder, console: Console, wall: float) -> LocalRunSummary:
     steps = read_task_outputs(run.pipeline_root)
-    result = run.result() or {"succeeded": False, "error": "the worker ended without a result"}
-    summary = LocalRunSummary(result["succeeded"], run, wall, steps=steps)
+    result = run.result()
+    summary = LocalRunSummary(bool(result and result["succeeded"]), run, wall, steps=steps)
     summary.reports = publish_reports(run, steps)
-    if not summary.succeeded:
+    if result is None:  # the worker itself failed (its error is its last line)
+        summary.runner_failed = True
+        summary.error = step_error(console.log_path("pipeline"))
+    elif not summary.succeeded:
         failed = [task for task, status in console.finished.items() if status != "SUCCESS"]
         summary.failed_step = failed[-1] if failed else console.task
         summary.error = step_error(console.log_path(summary.failed_step or "pipeline"))

@@ -1,15 +1,17 @@
 """The process that runs the pipeline for `python -m src.pipeline run`, and dies with its parent.
 
-Started in a session of its own by the runner, it asks the kernel for SIGTERM
-when the runner dies (even by SIGKILL) and answers SIGTERM by killing its whole
-process group: the emulator, kfp.local's step subprocesses and training ranks.
+Started in a session of its own by the runner, it adopts every orphan among its
+descendants (processes.py), asks the kernel for SIGTERM when the runner dies
+(even by SIGKILL), and on every way out (success, failure, SIGTERM) stops every
+process it started: the emulator, kfp.local's step subprocesses, training ranks,
+and whatever they started in sessions of their own. It inherits the run's lock
+from the runner and holds it until it exits.
 
     python -m src.backends.local_worker RUN_FOLDER RUNNER_PID
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -19,28 +21,32 @@ from pathlib import Path
 from kfp import local
 
 from src.backends.emulator import GcsEmulator
-from src.backends.run_folder import RunFolder
+from src.backends.processes import adopt_orphans, signal_when_parent_dies, stop_descendants
+from src.backends.run_folder import RunFolder, RunnerWriteError
 from src.backends.sample import upload_sample
 from src.common.atomic_files import write_json_atomically
 from src.pipeline import build_pipeline
 
-PR_SET_PDEATHSIG = 1
+
+def _stop_everything_and_exit(*_: object) -> None:
+    stop_descendants()
+    os._exit(128 + signal.SIGTERM)
 
 
 def die_with(parent_pid: int) -> None:
-    """SIGTERM when the parent dies; SIGTERM ends every process of this group."""
-    signal.signal(signal.SIGTERM, lambda *_: os.killpg(os.getpgrp(), signal.SIGKILL))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    """SIGTERM when the parent dies; SIGTERM ends every process below this one, then this one."""
+    adopt_orphans()
+    signal.signal(signal.SIGTERM, _stop_everything_and_exit)
+    signal_when_parent_dies(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        _stop_everything_and_exit()
 
 
 def run(folder: RunFolder) -> dict:
     """Runs the pipeline once in `folder`; returns what result.json records."""
     spec = folder.spec()
     if spec["sample"]:
-        emulator = GcsEmulator.start(folder.logs)  # dies with this process group
+        emulator = GcsEmulator.start(folder.logs)  # stopped with everything else on the way out
         os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
         upload_sample(emulator.client())
     local.init(
@@ -60,8 +66,15 @@ def main(argv: list[str]) -> int:
     folder, parent_pid = RunFolder(Path(argv[0])), int(argv[1])
     die_with(parent_pid)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # cache hits
-    result = run(folder)
-    write_json_atomically(folder.result_path, result)
+    try:
+        result = run(folder)
+    finally:
+        stop_descendants()
+    try:
+        write_json_atomically(folder.result_path, result)
+    except OSError as error:
+        print(f"RunnerWriteError: {RunnerWriteError(folder.result_path, error)}", flush=True)
+        return 1
     return 0 if result["succeeded"] else 1
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.backends.local import LocalRunOptions, run_locally
+from src.backends.run_folder import RunnerWriteError
 from src.cli import submit
 from src.cli.options import (
     HelpFormatter,
@@ -154,3 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RunnerWriteError as error:  # a new run's folder could not be written
+        print(f"error: {error} (or pass --workdir on another disk)", file=sys.stderr)
+        return 1

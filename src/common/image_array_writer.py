@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -27,12 +28,14 @@ class ArrayWriter:
     """Appends equal-shape uint8 images to `folder/images.npy`; nothing appears until close().
 
     The index records the SHA-256 of the rows in order, which is what a trained
-    model's checkpoint remembers of its data.
+    model's checkpoint remembers of its data. Until then the rows go to
+    `.images.npy.tmp-PID`, the temporary name of atomic_files.py, which
+    src/common/stale_files.py removes once this process is gone.
     """
 
     def __init__(self, folder: Path, row_shape: tuple[int, int, int]) -> None:
         self.folder, self.row_shape, self.names = folder, tuple(row_shape), []
-        self.partial = folder / f".{ARRAY_NAME}.part"
+        self.partial = folder / f".{ARRAY_NAME}.tmp-{os.getpid()}"
         self.handle = open(self.partial, "wb")  # noqa: SIM115 (held across appends; close() ends it)
         self.handle.write(npy_header((0, *self.row_shape)))
         self.digest = hashlib.sha256()
@@ -61,5 +64,7 @@ class ArrayWriter:
         write_json_atomically(self.folder / INDEX_NAME, index | (extra or {}), indent=None)
 
     def abandon(self) -> None:
-        self.handle.close()
+        """Deletes the partial file, also when closing it fails: a full disk fails the flush again."""
+        with contextlib.suppress(OSError):  # the file is deleted next: its content is moot
+            self.handle.close()
         self.partial.unlink(missing_ok=True)

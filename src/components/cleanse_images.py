@@ -43,7 +43,7 @@ def cleanse_images(
 
     from src.common.artifacts import write_metrics_file
     from src.common.step_logging import configure_logging
-    from src.data.cleanse import GREY_ADVICE, CleanseSettings, cleanse_inputs
+    from src.data.cleanse import GREY_ADVICE, CleanseSettings, TooFewImagesError, cleanse_inputs
     from src.data.contact_sheet import contact_sheet_html
     from src.data.layout import raw_inputs
 
@@ -58,17 +58,28 @@ def cleanse_images(
         max_pixels=max_pixels,
     )
     inputs, out_dir = raw_inputs(Path(raw_images.path)), Path(cleansed.path)
-    result = cleanse_inputs(inputs, out_dir, settings, where=raw_images.uri)
+
+    def publish(result) -> None:
+        """The metrics, the Markdown report and the contact sheet: also when too few survived."""
+        metrics.log_metric("kept", result.kept)
+        for reason, count in sorted(result.dropped.items()):
+            metrics.log_metric(f"dropped_{reason}", count)
+        metrics.log_metric("images_per_second", round(result.images_per_second, 1))
+        metrics.log_metric("all_grey", int(result.all_grey))
+        Path(report.path).write_text(result.markdown())
+        advice = GREY_ADVICE.replace("**", "") if result.all_grey else ""
+        Path(contact_sheet.path).write_text(
+            contact_sheet_html(
+                inputs, out_dir, result.examples, result.dropped, advice, result.outputs
+            )
+        )
+        write_metrics_file(metrics)
+
+    try:
+        result = cleanse_inputs(inputs, out_dir, settings, where=raw_images.uri)
+    except TooFewImagesError as error:
+        publish(error.report)
+        raise
+    publish(result)
     cleansed.metadata.update({"image_count": result.kept, "image_size": image_size, "mode": mode})
     cleansed.metadata["work_seconds"] = time.monotonic() - started
-    metrics.log_metric("kept", result.kept)
-    for reason, count in sorted(result.dropped.items()):
-        metrics.log_metric(f"dropped_{reason}", count)
-    metrics.log_metric("images_per_second", round(result.images_per_second, 1))
-    metrics.log_metric("all_grey", int(result.all_grey))
-    Path(report.path).write_text(result.markdown())
-    advice = GREY_ADVICE.replace("**", "") if result.all_grey else ""
-    Path(contact_sheet.path).write_text(
-        contact_sheet_html(inputs, out_dir, result.examples, result.dropped, advice)
-    )
-    write_metrics_file(metrics)

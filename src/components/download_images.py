@@ -43,7 +43,8 @@ def download_images(
     """Checks every pipeline parameter, then downloads a gs:// prefix or one archive.
 
     It takes every pipeline parameter so that a value typed into a UI fails here,
-    in seconds, before any byte is downloaded (the same checks as the CLI).
+    in seconds, before any byte is downloaded (the same checks as the CLI, and
+    that every object a parameter names, such as fid_weights_uri, is readable).
 
     Args:
         images: folder with `images/` and `manifest.json` (names, generations, checksums).
@@ -59,12 +60,11 @@ def download_images(
     from pathlib import Path
 
     from src.common.step_logging import configure_logging
-    from src.data.download import DownloadLimits, download_dataset
+    from src.data.download import DownloadLimits, check_parameters, download_dataset
     from src.params.schema import BY_NAME
-    from src.params.values import check_values
 
     configure_logging()
-    check_values({name: values[name] for name in BY_NAME})
+    check_parameters({name: values[name] for name in BY_NAME})
     limits = DownloadLimits(max_objects, max_bytes, max_member_bytes, max_compression_ratio)
     result = download_dataset(
         source_uri, Path(images.path), workers=download_workers, limits=limits

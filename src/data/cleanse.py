@@ -5,7 +5,8 @@ reason. Kept images get EXIF orientation, one colour mode, a resize by the
 short side (LANCZOS) and a centre crop to `image_size`, and land as rows of
 `images.npy` (src/common/image_array.py), in name order. Decoding is spread over
 the cores; rows stream into the file as they arrive, so memory stays flat. The
-output is byte-identical for the same input.
+output is byte-identical for the same input. Too few survivors, or a folder that
+cannot be written, fail the step; the JSON report is written in the first case.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from PIL import Image, ImageChops, ImageFile, ImageOps
 
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
-from src.common.image_array_writer import ArrayWriter
+from src.common.image_array_writer import HEADER_BYTES, ArrayWriter
 from src.common.progress import Progress
-from src.data.layout import InputFile
+from src.data.layout import InputFile, output_write_error
 from src.params import checks, rules
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,15 @@ GREY_ADVICE = (
     "for the same images)."
 )
 POOL_MIN_FILES = 32  # below this, starting processes costs more than it saves
+# Which of two exact duplicates is kept: the first rule that tells them apart decides.
+PREFERENCE = ("lossless file", "more pixel data", "shallower path", "first in name order")
+LOSSY_FORMATS = ("JPEG", "MPO", "WEBP")  # WebP may be lossless; counted as lossy
+BYTES_PER_BAND = {"I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2}
+TOO_FEW_FIXES = {
+    "duplicate": "add distinct images (these repeat others pixel for pixel)",
+    "near_duplicate": "add distinct images or lower near_duplicate_distance",
+    "too_many_pixels": "raise the cleanse step's max_pixels if the images are genuine",
+}
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,7 @@ class FileOutcome:
 
     source: str
     reason: str
-    output: str | None = None
+    rank: tuple[bool, int] = (False, 0)  # (lossy, -decoded bytes): PREFERENCE's first rules
     content_hash: bytes | None = None  # 128 bits of SHA-256: one per kept image stays in memory
     perceptual_hash: int | None = None
     detail: str = ""  # for a duplicate: the kept file it repeats
@@ -98,7 +108,7 @@ class CleanseReport:
     images_per_second: float
     outputs: list[str] = field(default_factory=list)
     processes: int = 1  # worker processes that decoded files
-    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)
+    duplicates: list[tuple[str, str, str]] = field(default_factory=list)  # (dropped, kept, rule)
     all_grey: bool = False  # every kept RGB image is grey
 
     @property
@@ -113,7 +123,7 @@ class CleanseReport:
             "image_size": self.image_size,
             "mode": self.mode,
             "total": self.total,
-            "duplicates": [{"dropped": a, "kept": b} for a, b in self.duplicates],
+            "duplicates": [{"dropped": a, "kept": b, "rule": r} for a, b, r in self.duplicates],
             "all_grey": self.all_grey,
         }
 
@@ -135,8 +145,9 @@ class CleanseReport:
         if not self.dropped:
             lines.append("| (nothing dropped) | 0 | |")
         if self.duplicates:
-            lines += ["", "Duplicates (the first file in name order is kept):", ""]
-            lines += [f"- `{a}` repeats `{b}`" for a, b in self.duplicates[:MAX_LISTED]]
+            rules = ", then ".join(PREFERENCE)
+            lines += ["", f"Duplicates (of exact ones the kept file is the {rules}):", ""]
+            lines += [f"- `{a}` repeats `{b}` ({r})" for a, b, r in self.duplicates[:MAX_LISTED]]
             if len(self.duplicates) > MAX_LISTED:
                 lines.append(f"- ... {len(self.duplicates) - MAX_LISTED} more in {REPORT_NAME}")
         if self.all_grey:
@@ -160,6 +171,23 @@ def output_name(relative: str) -> str:
     """A flat, stable file name for an input path: `a/b/c.JPG` -> `a__b__c.png`."""
     stem = relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative
     return stem.replace("/", "__") + ".png"
+
+
+def unique_names(sources: list[str]) -> list[str]:
+    """Output names for `sources`, in order, all different.
+
+    A name that an earlier file took (`pic.tiff` and `pic.webp` are both `pic.png`)
+    keeps its source's extension (`pic.webp.png`), then gets a counter.
+    """
+    taken: set[str] = set()
+    names = []
+    for source in sources:
+        name, flat, count = output_name(source), source.replace("/", "__"), 1
+        while name in taken:
+            name, count = f"{flat}{f'~{count}' if count > 1 else ''}.png", count + 1
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 def to_mode(image: Image.Image, mode: str, background: tuple[int, int, int]) -> Image.Image:
@@ -224,6 +252,8 @@ def process_file(item: InputFile, settings: CleanseSettings) -> FileOutcome:
                 # Decodes at 1/2, 1/4 or 1/8 scale while both sides stay >= 2x the target.
                 image.draft(image.mode, (settings.image_size * 2, settings.image_size * 2))
             image.load()
+            bands = len(image.getbands()) * BYTES_PER_BAND.get(image.mode, 1)
+            rank = (image.format in LOSSY_FORMATS, -image.width * image.height * bands)
             image = ImageOps.exif_transpose(image)
             image = to_mode(image, settings.mode, settings.background)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -239,7 +269,7 @@ def process_file(item: InputFile, settings: CleanseSettings) -> FileOutcome:
     return FileOutcome(
         relative,
         KEPT,
-        output=output_name(relative),
+        rank=rank,
         content_hash=digest[:16],
         perceptual_hash=difference_hash(result),
         grey=is_grey(result),
@@ -270,32 +300,57 @@ def _chunks(items: list, count: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def preference(outcome: FileOutcome) -> tuple:
+    """Sorts the file that PREFERENCE keeps first."""
+    return (*outcome.rank, outcome.source.count("/"), outcome.source)
+
+
 class DuplicateFilter:
     """Marks exact (same decoded pixels) and, optionally, near duplicates as outcomes arrive.
 
-    Outcomes come in name order and the first of a group is kept; each dropped one
-    names, in `detail`, the kept file it repeats.
+    Of exact duplicates the file that PREFERENCE ranks first is kept, in the row of
+    the first one to arrive (the pixels are the same), whose source in `sources`
+    it replaces; of near duplicates, the first in name order. `pairs` names, for
+    each dropped file, the kept one it repeats and the rule that chose.
     """
 
-    def __init__(self, max_distance: int) -> None:
-        self.max_distance = max_distance
-        self.first_with: dict[bytes, str] = {}
-        self.kept_hashes: list[tuple[int, str]] = []
+    def __init__(self, max_distance: int, sources: list[str]) -> None:
+        self.max_distance, self.sources = max_distance, sources  # the kept rows' sources
+        self.groups: dict[bytes, tuple[int, tuple]] = {}  # content hash -> row, kept one's key
+        self.kept_hashes: list[tuple[int, bytes]] = []  # dHash, content hash
+        self.repeats: list[tuple[tuple, bytes, str]] = []  # dropped one's key, group, reason
 
     def check(self, outcome: FileOutcome) -> FileOutcome:
+        """`outcome`, or what it drops: itself, or the kept file it replaces (source in `detail`)."""
         if outcome.reason != KEPT:
             return outcome
-        original = self.first_with.get(outcome.content_hash)
-        if original is not None:
-            return FileOutcome(outcome.source, "duplicate", outcome.output, detail=original)
-        self.first_with[outcome.content_hash] = outcome.source
-        if self.max_distance < 0:
-            return outcome
-        for other, source in self.kept_hashes:
-            if (outcome.perceptual_hash ^ other).bit_count() <= self.max_distance:
-                return FileOutcome(outcome.source, "near_duplicate", outcome.output, detail=source)
-        self.kept_hashes.append((outcome.perceptual_hash, outcome.source))
+        key, group = preference(outcome), outcome.content_hash
+        if group in self.groups:
+            row, kept = self.groups[group]
+            if key < kept:
+                self.groups[group], self.sources[row] = (row, key), outcome.source
+                key = kept
+            self.repeats.append((key, group, "duplicate"))
+            return FileOutcome(key[-1], "duplicate")
+        if self.max_distance >= 0:
+            for other, near in self.kept_hashes:
+                if (outcome.perceptual_hash ^ other).bit_count() <= self.max_distance:
+                    self.repeats.append((key, near, "near_duplicate"))
+                    return FileOutcome(outcome.source, "near_duplicate")
+            self.kept_hashes.append((outcome.perceptual_hash, group))
+        self.groups[group] = (len(self.sources), key)
         return outcome
+
+    def pairs(self) -> list[tuple[str, str, str]]:
+        """(dropped, kept, rule) for every duplicate, in the order they were dropped."""
+        found = []
+        for key, group, reason in self.repeats:
+            row, kept = self.groups[group]
+            rule = "similar to a kept image"
+            if reason == "duplicate":
+                rule = next(r for r, a, b in zip(PREFERENCE, kept, key, strict=True) if a != b)
+            found.append((key[-1], self.sources[row], rule))
+        return found
 
 
 def usable_cores() -> int:
@@ -316,28 +371,79 @@ def cleanse_folder(source: Path, dest: Path, settings: CleanseSettings) -> Clean
     return cleanse_inputs(folder_inputs(source), dest, settings, where=str(source))
 
 
+class TooFewImagesError(ConfigError):
+    """Fewer images survived than one batch needs; `report` says what was dropped and why."""
+
+    def __init__(self, report: CleanseReport, settings: CleanseSettings) -> None:
+        super().__init__(too_few_message(report, settings))
+        self.report = report
+
+
+def too_few_message(report: CleanseReport, settings: CleanseSettings) -> str:
+    """The main drop reasons with their counts, and the fix for the main one."""
+    drops = sorted(report.dropped.items(), key=lambda item: -item[1])
+    main = drops[0][0] if drops else ""
+    fix = TOO_FEW_FIXES.get(main, "add images to the source")
+    if main == "too_small":
+        fix = _too_small_fix(report.examples[main], settings)
+    if report.kept:
+        fix += f", or lower batch_size to at most {report.kept}"
+    reasons = ", ".join(f"{reason} {count}" for reason, count in drops[:3]) or "nothing"
+    return (
+        f"only {report.kept} usable images for batch_size={settings.min_images} "
+        f"(of {report.total} files; dropped {reasons}): {fix}"
+    )
+
+
+def _too_small_fix(examples: list[tuple[str, str]], settings: CleanseSettings) -> str:
+    """A smaller image_size that their short side allows (upscaling is at most 2x), or min_side."""
+    if settings.min_side:
+        return f"lower min_side={settings.min_side}"
+    side = max(min(map(int, detail.split("x"))) for _, detail in examples)
+    fit = 1 << (2 * side).bit_length() - 1
+    if fit < 32:
+        return f"use larger images (short sides up to {side} px here) or set min_side"
+    return (
+        f"set image_size={fit} or less (short sides up to {side} px here; image_size="
+        f"{settings.image_size} needs {settings.effective_min_side}), or set min_side"
+    )
+
+
 def cleanse_inputs(
     items: list[InputFile], dest: Path, settings: CleanseSettings, where: str = "the dataset"
 ) -> CleanseReport:
-    """Cleanses `items` (in name order) into `dest/images.npy` and writes a JSON report."""
+    """Cleanses `items` (in name order) into `dest/images.npy` and writes a JSON report.
+
+    Raises TooFewImagesError, with the JSON report written and no array, when fewer than
+    `min_images` survive, and OutputWriteError when `dest` cannot be written.
+    """
     settings.validate()
     started = time.monotonic()
     if not items:
         raise ConfigError(f"no files in {where}: the download step produced an empty dataset")
-    dest.mkdir(parents=True, exist_ok=True)
-    for stale in dest.iterdir():
-        stale.unlink()
     size = settings.image_size
-    writer = ArrayWriter(dest, (size, size, len(settings.mode)))
+    row_shape = (size, size, len(settings.mode))
     try:
-        tally, processes = _cleanse_into(writer, items, settings)
-        report = tally.report(writer.names, settings, processes, time.monotonic() - started)
-        checks.require(rules.enough_images_problem(report.kept, settings.min_images))
-    except BaseException:
-        writer.abandon()
-        raise
-    writer.close({"sources": tally.kept_sources})
-    write_json_atomically(dest / REPORT_NAME, report.as_dict())
+        dest.mkdir(parents=True, exist_ok=True)
+        for stale in dest.iterdir():
+            stale.unlink()
+        writer, complete = ArrayWriter(dest, row_shape), False
+        try:
+            tally, processes = _cleanse_into(writer, items, settings)
+            report = tally.report(settings, processes, time.monotonic() - started)
+            if report.kept >= settings.min_images:
+                writer.names[:] = report.outputs
+                writer.close({"sources": tally.kept_sources})
+                complete = True
+        finally:
+            if not complete:
+                writer.abandon()
+        write_json_atomically(dest / REPORT_NAME, report.as_dict())
+    except OSError as error:  # every file this opens for reading was opened by the workers
+        needed = HEADER_BYTES + len(items) * size * size * len(settings.mode)
+        raise output_write_error(error, error.filename or dest, needed) from error
+    if not complete:
+        raise TooFewImagesError(report, settings)
     return report
 
 
@@ -352,8 +458,8 @@ class _Tally:
     kept_sources: list[str] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
     examples: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
-    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)
     all_grey: bool = True
+    duplicates: list[tuple[str, str, str]] = field(default_factory=list)  # (dropped, kept, rule)
 
     def add(self, outcome: FileOutcome) -> None:
         if outcome.reason == KEPT:
@@ -363,25 +469,26 @@ class _Tally:
         self.dropped[outcome.reason] += 1
         if len(self.examples[outcome.reason]) < EXAMPLES:
             self.examples[outcome.reason].append((outcome.source, outcome.detail))
-        if outcome.reason.endswith("duplicate"):
-            self.duplicates.append((outcome.source, outcome.detail))
 
-    def report(
-        self, outputs: list[str], settings: CleanseSettings, processes: int, seconds: float
-    ) -> CleanseReport:
-        total = len(outputs) + sum(self.dropped.values())
+    def report(self, settings: CleanseSettings, processes: int, seconds: float) -> CleanseReport:
+        kept_of = {dropped: kept for dropped, kept, _ in self.duplicates}
+        examples = {
+            reason: [(name, kept_of.get(name, detail)) for name, detail in shown]
+            for reason, shown in self.examples.items()
+        }
+        total = len(self.kept_sources) + sum(self.dropped.values())
         report = CleanseReport(
-            kept=len(outputs),
+            kept=len(self.kept_sources),
             dropped=dict(self.dropped),
-            examples=dict(self.examples),
+            examples=examples,
             image_size=settings.image_size,
             mode=settings.mode,
             seconds=seconds,
             images_per_second=total / seconds if seconds > 0 else 0.0,
-            outputs=outputs,
+            outputs=unique_names(self.kept_sources),
             processes=processes,
             duplicates=self.duplicates,
-            all_grey=bool(outputs) and self.all_grey,
+            all_grey=bool(self.kept_sources) and self.all_grey,
         )
         if report.all_grey:
             log.warning(GREY_ADVICE.replace("**", ""))
@@ -400,13 +507,15 @@ def _cleanse_into(
     writer: ArrayWriter, items: list[InputFile], settings: CleanseSettings
 ) -> tuple[_Tally, int]:
     """Decodes `items` on the cores, appending each kept image to `writer` in name order."""
-    duplicates, tally = DuplicateFilter(settings.near_duplicate_distance), _Tally()
+    tally = _Tally()
+    duplicates = DuplicateFilter(settings.near_duplicate_distance, tally.kept_sources)
     results, processes = _decoded(items, settings, settings.workers or usable_cores())
     for outcome in results:
         outcome = duplicates.check(outcome)
         if outcome.reason == KEPT:
-            writer.append(outcome.pixels, outcome.output)
+            writer.append(outcome.pixels, outcome.source)  # named once all are in
         tally.add(outcome)
+    tally.duplicates = duplicates.pairs()
     return tally, len(processes)
 
 

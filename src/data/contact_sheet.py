@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from src.common.image_array import load_array
+from src.common.image_array import has_array, load_array
 from src.data.layout import InputFile
 
 THUMB = 96
@@ -57,12 +57,19 @@ def contact_sheet_html(
     dropped: dict[str, list[tuple[str, str]]],
     counts: dict[str, int],
     advice: str = "",
+    kept: list[str] | None = None,
 ) -> str:
-    """`dropped` maps each reason to (file, detail) examples; duplicates' detail is the kept file."""
-    array, names = load_array(out_dir)
+    """`dropped` maps each reason to (file, detail) examples; duplicates' detail is the kept file.
+
+    Without an array in `out_dir` (too few images survived) the `kept` files are named only.
+    """
+    array, names = load_array(out_dir) if has_array(out_dir) else (None, kept or [])
     sections = [
         f"<h3>Kept ({len(names)})</h3>"
-        + "".join(_tile(array[i], names[i]) for i in range(min(SHOWN, len(names))))
+        + "".join(
+            _tile(None if array is None else array[i], names[i])
+            for i in range(min(SHOWN, len(names)))
+        )
     ]
     by_name = {item.relative: item for item in inputs}
     for reason, examples in sorted(dropped.items()):

@@ -32,9 +32,18 @@ from src.common.errors import ConfigError
 from src.common.gcs_uri import parse_gcs_uri
 from src.common.progress import Progress
 from src.common.retry import with_retries
-from src.data.layout import MANIFEST_NAME, SHARDS_DIR, DownloadError
-from src.data.safe_names import LocalNames, resolve_inside, safe_relative_path
+from src.data.layout import (
+    DISK_ERRNOS,
+    MANIFEST_NAME,
+    SHARDS_DIR,
+    DownloadError,
+    OutputWriteError,
+    output_write_error,
+)
+from src.data.safe_names import LocalNames, name_problem, resolve_inside, safe_relative_path
 from src.data.shard_writer import ShardWriter
+from src.params.schema import PARAMS
+from src.params.values import value_problems
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +155,44 @@ def _explain_gcs_error(error: Exception, bucket: str, endpoint: str) -> Download
     return None
 
 
+def check_parameters(values: dict[str, Any], client=None) -> None:
+    """Every problem with the pipeline's `values` in one ConfigError, before any download.
+
+    Besides each value's own check, every parameter that names an object must name
+    one that this step can read (a missing one would fail a later step, hours on).
+    """
+    problems = value_problems(values)
+    for param in PARAMS:
+        uri = values.get(param.name)
+        if param.names_object and uri and not (param.check and param.check(uri)):
+            problems += _object_problem(param.name, uri, client)
+    if problems:
+        raise ConfigError.from_problems(problems)
+
+
+def _object_problem(name: str, uri: str, client) -> list[str]:
+    bucket_name, object_name = parse_gcs_uri(uri, name)
+    try:
+        client = client or _default_client()
+        found = with_retries(
+            lambda: client.bucket(bucket_name).get_blob(object_name, retry=None, timeout=60),
+            what=f"checking {uri}",
+        )
+    except DownloadError as error:
+        return [f"{name}={uri!r} cannot be checked: {error}"]
+    except Exception as error:
+        explained = _explain_gcs_error(error, bucket_name, _endpoint(client))
+        if explained is None:
+            raise
+        return [f"{name}={uri!r}: {explained}"]
+    if found is None:
+        return [
+            f"{name}={uri!r}: no such object (or bucket): upload it there or correct the URI, "
+            f"or leave {name} empty"
+        ]
+    return []
+
+
 def _clear_folder(folder: Path) -> None:
     if folder.exists():
         for child in folder.iterdir():
@@ -175,13 +222,14 @@ def download_dataset(
         raise ConfigError(f"download_workers={workers} must be at least 1")
     client = client or _default_client()
     read_environment_once(client._http, _endpoint(client))
-    started = time.monotonic()
+    started, needed = time.monotonic(), 0
     dest.mkdir(parents=True, exist_ok=True)
     _clear_folder(dest)
     try:
         blobs = _list_blobs(client, bucket_name, prefix, attempts, limits)
+        needed = sum(blob.size or 0 for blob in blobs)
         fetch = _Fetcher(attempts, limits)
-        with ShardWriter(dest / SHARDS_DIR) as shards:
+        with ShardWriter(dest / SHARDS_DIR, needed) as shards:
             if len(blobs) == 1 and blobs[0].name == prefix and is_archive(prefix):
                 entries, skipped = _download_archive(blobs[0], dest, limits, fetch, workers)
                 entries = _pack(dest, entries, shards)
@@ -198,6 +246,11 @@ def download_dataset(
             },
             indent=None,  # up to max_objects entries
         )
+    except OSError as error:
+        _clear_folder(dest)
+        if error.errno in DISK_ERRNOS:  # ours: reading the source never raises these here
+            raise output_write_error(error, error.filename or dest, needed) from error
+        raise
     except BaseException:
         _clear_folder(dest)
         raise
@@ -297,7 +350,14 @@ def _list_blobs(
         if explained is None:
             raise
         raise explained from error
-    blobs = [blob for blob in blobs if not blob.name.endswith("/")]
+    markers = {blob.name for blob in blobs if blob.name.endswith("/") and not blob.size}
+    blobs = [blob for blob in blobs if blob.name not in markers]  # the consoles' empty "folders"
+    if not blobs and markers:
+        raise DownloadError(
+            f"gs://{bucket_name}/{prefix} holds only empty folder markers "
+            f"({', '.join(sorted(markers)[:3])}): the listing is recursive and found no file "
+            "below them; upload the images there first"
+        )
     if not blobs:
         raise DownloadError(
             f"no objects under gs://{bucket_name}/{prefix}: check the prefix (names are "
@@ -323,14 +383,17 @@ def _usable_image_path(
     name: str, relative_name: str, skipped: list[Skipped]
 ) -> PurePosixPath | None:
     """The safe relative path of an image; None (and the reason added to `skipped`) otherwise."""
-    relative = safe_relative_path(relative_name)
-    if relative is None:
+    problem = name_problem(relative_name)
+    if name.endswith("/"):  # an object with content under a folder's name
+        skipped.append(Skipped(name, "folder_name_with_data"))
+        log.warning("skipping %r: a name ending in / cannot be a file; rename the object", name)
+    elif problem:
         skipped.append(Skipped(name, "unsafe_name"))
-        log.warning("skipping %r: its name could escape the dataset folder", name)
+        log.warning("skipping %r: its name %s", name, problem)
     elif not has_image_extension(name):
         skipped.append(Skipped(name, "not_image_extension"))
     else:
-        return relative
+        return safe_relative_path(relative_name)
     return None
 
 
@@ -480,7 +543,7 @@ def _download_objects(
     )
     entries: list[ManifestEntry] = []
     for (blob, relative, renamed), job, outcome in zip(selected, jobs, outcomes, strict=True):
-        if isinstance(outcome, DownloadError):
+        if isinstance(outcome, (DownloadError, OutputWriteError)):
             raise outcome
         if isinstance(outcome, Exception):
             log.warning("skipping %s: it could not be read (%s)", blob.name, outcome)
@@ -526,12 +589,18 @@ class _PinnedJob(Blob):
 
     def _handle_filename_and_download(self, filename: str, *_: Any, **__: Any) -> None:
         try:
+            if self.shards.failed:
+                raise self.shards.failed  # our disk is full: read nothing more
             if (self.listed.size or 0) <= IN_MEMORY_BYTES:
                 self.placed = self.shards.add(self.relative, self.fetch.read(self.listed))
             else:
                 self.fetch(self.listed, Path(filename))
                 self.placed = self.shards.add(self.relative, Path(filename))
                 os.unlink(filename)
+        except OSError as error:
+            if error.errno in DISK_ERRNOS:  # writing the staging file
+                raise output_write_error(error, filename, self.shards.needed) from error
+            raise
         finally:
             self.progress.advance()
 

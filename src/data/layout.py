@@ -9,6 +9,7 @@ file is an object behind a FUSE mount.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 from dataclasses import dataclass
@@ -21,6 +22,24 @@ SHARD_BYTES = 256 * 1024**2  # a shard closes once it holds this much
 
 class DownloadError(RuntimeError):
     """The source cannot be downloaded; the message says what to do."""
+
+
+class OutputWriteError(RuntimeError):
+    """A step cannot write its own files (full disk, quota, read-only): it fails, never skips."""
+
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def output_write_error(error: OSError, path: Path | str, needed: int = 0) -> OutputWriteError:
+    """The message for a failed write of our own: the path, the size needed if known, the fix."""
+    size = f"; the step writes about {needed / 1e6:.1f} MB there" if needed else ""
+    fix = (
+        "make it writable"
+        if error.errno == errno.EROFS
+        else "free space or give the step a larger disk"
+    )
+    return OutputWriteError(f"cannot write {path} ({error.strerror or error}{size}): {fix}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,23 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def safe_relative_path(name: str) -> PurePosixPath | None:
-    """The name as a relative POSIX path, or None when it could escape its folder."""
-    if not name or _CONTROL.search(name) or "\\" in name or _DRIVE.match(name):
-        return None
-    if name.startswith("/"):
-        return None
+def name_problem(name: str) -> str | None:
+    """What stops `name` from being a relative path inside a folder, or None."""
+    if _CONTROL.search(name):
+        return "holds a control character (such as a newline)"
+    if "\\" in name:
+        return "holds a backslash"
     parts = [part for part in name.split("/") if part]
-    if not parts or any(part in (".", "..") for part in parts):
+    if not parts or name.startswith("/") or _DRIVE.match(name) or {".", ".."} & set(parts):
+        return "could escape the dataset folder (empty, absolute, or with a . or .. part)"
+    return None
+
+
+def safe_relative_path(name: str) -> PurePosixPath | None:
+    """The name as a relative POSIX path, or None when it cannot be one (see name_problem)."""
+    if name_problem(name):
         return None
-    return PurePosixPath(*parts)
+    return PurePosixPath(*[part for part in name.split("/") if part])
 
 
 def resolve_inside(root: Path, relative: PurePosixPath) -> Path:

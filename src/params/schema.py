@@ -23,7 +23,9 @@ class Param:
     """One pipeline parameter.
 
     `compiled` is the default in the compiled YAML (REQUIRED: none), `local` the
-    default of `python -m src.pipeline run`, sized for a laptop CPU.
+    default of `python -m src.pipeline run`, sized for a laptop CPU. A value of a
+    `names_object` parameter (a gs:// URI) must name a readable object: the first
+    step checks that too, before downloading.
     """
 
     name: str
@@ -31,6 +33,7 @@ class Param:
     compiled: Any
     check: Callable[[Any], str | None] | None = None
     local: Any = REQUIRED
+    names_object: bool = False
 
     @property
     def required(self) -> bool:
@@ -66,7 +69,7 @@ PARAMS: tuple[Param, ...] = (
     Param("download_workers", int, 32, checks.positive("download_workers"), local=8),
     Param("near_duplicate_distance", int, -1, rules.near_duplicate_problem),
     Param("train_processes", int, 0, checks.at_least("train_processes", 0, "0 (one per GPU) or a positive count")),
-    Param("fid_weights_uri", str, "", uri_checks.fid_weights_problem),
+    Param("fid_weights_uri", str, "", uri_checks.fid_weights_problem, names_object=True),
     Param("checkpoint_root", str, "", uri_checks.checkpoint_root_problem),
 )  # fmt: skip
 
