@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.build.accelerators import VERTEX_ACCELERATORS, GpuRequest
+from src.build.accelerators import (
+    DAEMON_SET_CPU,
+    DAEMON_SET_MEMORY_GIB,
+    GPUS,
+    VERTEX_ACCELERATORS,
+    GpuRequest,
+    gke_allocatable,
+    quantity,
+)
 from src.cli.main import main
 from src.pipeline import COMPILED_DIR, COMPILED_FILES, compile_all, compile_pipeline
 
@@ -61,10 +69,48 @@ def test_the_two_files_differ_only_in_the_gpu_request(compiled):
     vertex = load_documents(compiled["vertex"])[0]
     kfp_spec = load_documents(compiled["kfp"])[0]
     for spec in (vertex, kfp_spec):
-        del spec["deploymentSpec"]["executors"]["exec-train-gan"]["container"]["resources"][
-            "accelerator"
-        ]
+        resources = spec["deploymentSpec"]["executors"]["exec-train-gan"]["container"]["resources"]
+        for key in ("accelerator", "cpuRequest", "memoryRequest", "resourceCpuRequest", "resourceMemoryRequest"):  # fmt: skip
+            resources.pop(key, None)
     assert vertex == kfp_spec
+
+
+def test_the_kfp_train_task_requests_what_its_usual_node_can_give(compiled):
+    # GKE allocatable on an n1-standard-8 (the usual T4 node): 7.91 CPU, 26.46 GiB; GPU-node daemon
+    # sets take some of it (notes: about 7.9 CPU and 26.6 GB before them)
+    resources = train_resources(load_documents(compiled["kfp"])[0])
+    cpu, memory = (
+        quantity(resources["resourceCpuRequest"]),
+        quantity(resources["resourceMemoryRequest"]),
+    )
+    assert 6.5 <= cpu <= 7.91 - DAEMON_SET_CPU and 20 * 2**30 <= memory <= 26.46 * 2**30 - 2**30
+    assert quantity(resources["resourceCpuLimit"]) >= cpu
+    assert quantity(resources["resourceMemoryLimit"]) >= memory
+    vertex = train_resources(load_documents(compiled["vertex"])[0])
+    assert "resourceCpuRequest" not in vertex and "resourceMemoryRequest" not in vertex
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "count"),
+    [(name, count) for name, gpu in GPUS.items() for count in gpu.machines],
+)
+def test_every_gpu_machine_gets_requests_that_fit_its_node_and_limits_above_them(
+    accelerator, count
+):
+    gpu = GpuRequest(accelerator, count).validated("kfp")
+    cpu, memory = (quantity(value) for value in gpu.gke_requests())
+    allocatable_cpu, allocatable_memory = gke_allocatable(gpu.machine)
+    assert 0 < cpu <= allocatable_cpu - DAEMON_SET_CPU + 1e-9 <= quantity(gpu.cpu_limit) + 1e-9
+    assert 0 < memory <= allocatable_memory - DAEMON_SET_MEMORY_GIB * 2**30
+    assert memory <= quantity(gpu.memory_limit)
+
+
+def test_the_kfp_train_task_mounts_a_memory_backed_dev_shm(compiled):
+    platform = load_documents(compiled["kfp"])[1]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-gan"]
+    (volume,) = k8s["emptyDirMounts"]
+    assert volume["mountPath"] == "/dev/shm" and volume["medium"] == "Memory"
+    assert quantity(volume["sizeLimit"]) >= 2**30  # a pod's own /dev/shm is 64 MB
 
 
 def test_compile_options_override_accelerator_type_and_count(tmp_path):

@@ -92,7 +92,7 @@ def test_cleanse_component_writes_dataset_metrics_and_report(sample_bucket, tmp_
     assert len(images) == 96 and next(iter(images.values())).size == (32, 32)
 
 
-def test_train_component_writes_a_loadable_model_and_metrics(cleansed_sample, tmp_path):
+def test_train_component_writes_a_loadable_model_and_metrics(cleansed_sample, tmp_path, capsys):
     model, metrics, curves = (
         artifact(Model, tmp_path / "model"),
         artifact(Metrics, tmp_path / "m"),
@@ -117,6 +117,13 @@ def test_train_component_writes_a_loadable_model_and_metrics(cleansed_sample, tm
     assert model.metadata["step"] == 2
     assert (tmp_path / "model" / "checkpoint.pt").is_file()
     assert "<svg" in Path(curves.path).read_text()
+    # The artifact is not on gs:// and no checkpoint_root was given: the first lines say what a
+    # retry would lose, and the metrics record it
+    log = capsys.readouterr().err
+    assert log.index("no checkpoint mirror") < log.index("training 96 images")
+    assert "starts again at step 0; set checkpoint_root=gs://BUCKET/FOLDER" in log
+    assert metrics.metadata["checkpoints_mirrored"] == 0
+    assert metrics.metadata["amp_off"] == 1 and model.metadata["amp"] == "off"
 
 
 def test_generate_component_writes_n_pngs_grid_gallery_and_score(

@@ -143,6 +143,7 @@ def test_a_checkpoint_written_on_gpus_resumes_here_exactly(cleansed_sample, tmp_
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
 def test_the_real_resume_path_places_a_checkpoint_on_a_non_cpu_device(
     trained_model, cleansed_sample
 ):

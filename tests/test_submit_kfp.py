@@ -124,3 +124,26 @@ def test_bad_parameters_are_refused_before_any_request(fake_kfp, capsys, params,
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert fake_kfp.requests == []
+
+
+def test_a_run_whose_checkpoints_cannot_be_mirrored_is_warned_about_before_submitting(
+    fake_kfp, capsys
+):
+    # Given no gs:// pipeline root and no checkpoint_root: a stock install's root is minio://
+    assert submit(fake_kfp, "--dry-run") == 0
+    captured = capsys.readouterr()
+    # Then the user reads why a retry would restart at step 0, and the parameter that fixes it
+    assert "no checkpoint mirror" in captured.err and "starts again at step 0" in captured.err
+    assert "--param checkpoint_root=gs://BUCKET/FOLDER" in captured.err
+    assert json.loads(captured.out)["warnings"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--param", "checkpoint_root=gs://ckpt/gan"], ["--pipeline-root", "gs://my-root/kfp"]],
+)
+def test_a_gs_checkpoint_root_or_pipeline_root_needs_no_warning(fake_kfp, capsys, extra):
+    assert submit(fake_kfp, "--dry-run", *extra) == 0
+    captured = capsys.readouterr()
+    assert "no checkpoint mirror" not in captured.err
+    assert json.loads(captured.out)["warnings"] == []

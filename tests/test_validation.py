@@ -1,5 +1,7 @@
 """Bad parameters are refused before any work, with the fix in the message."""
 
+import re
+
 import pytest
 
 from src.build.accelerators import GpuRequest, normalise_accelerator
@@ -60,7 +62,7 @@ def test_dual_contrast_loss_needs_disc_output_size_one():
 
 def test_unknown_accelerator_lists_the_valid_names_and_a_suggestion():
     with pytest.raises(
-        ConfigError, match=r"Did you mean NVIDIA_TESLA_T4.*Valid names: .*NVIDIA_L4"
+        ConfigError, match=r"Did you mean NVIDIA_TESLA_T4.*Choose one of .*NVIDIA_L4"
     ):
         normalise_accelerator("NVIDIA_TESLA_T5")
 
@@ -69,9 +71,35 @@ def test_gke_spelling_of_an_accelerator_is_accepted():
     assert normalise_accelerator("nvidia-l4") == "NVIDIA_L4"
 
 
-def test_tpu_cannot_be_requested_on_the_kfp_target():
-    with pytest.raises(ConfigError, match="no GKE GPU node label"):
-        GpuRequest(accelerator="TPU_V3").validated("kfp")
+@pytest.mark.parametrize("name", ["TPU_V3", "NVIDIA_TESLA_K80", "NVIDIA_B200"])
+def test_accelerators_the_cuda_step_cannot_use_get_one_message_on_both_targets(name):
+    messages = set()
+    for target in ("vertex", "kfp"):
+        with pytest.raises(
+            ConfigError, match=f"{name}' is not a CUDA GPU this step can run on"
+        ) as error:
+            GpuRequest(accelerator=name).validated(target)
+        messages.add(str(error.value))
+    (message,) = messages
+    assert "TPU" not in message.split("Choose one of")[1]
+
+
+@pytest.mark.parametrize(
+    ("limits", "problem"),
+    [
+        ({"cpu_limit": "0"}, "cpu_limit='0' is not a positive quantity"),
+        ({"memory_limit": "-5G"}, "memory_limit='-5G' is not a positive quantity"),
+        ({"memory_limit": "0"}, "such as '30G', '500M' or '16Gi'"),
+    ],
+)
+def test_non_positive_machine_sizes_are_refused(limits, problem):
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        GpuRequest(**limits).validated("kfp")
+
+
+def test_a_gpu_count_no_machine_carries_is_refused_with_the_counts_that_exist():
+    with pytest.raises(ConfigError, match=r"3 x NVIDIA_L4 is not a machine.*1 or 2 or 4 or 8"):
+        GpuRequest(accelerator="NVIDIA_L4", count=3).validated("vertex")
 
 
 def test_bad_memory_quantity_is_refused():

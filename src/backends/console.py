@@ -22,8 +22,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([\w-]+)'")
 _FINISHED = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
 _CACHED = re.compile(r"Task ([\w-]+) cache hit")
-_TRAIN_PROGRESS = re.compile(r"src\.gan\.training: (step (\d+)/(\d+) .*)")
-_SHOWN = re.compile(r" (WARNING|ERROR) src\.|src\.gan\.training: (resuming|training \d+ images)")
+_TRAIN_PROGRESS = re.compile(r"src\.gan\.training\.loop: (step (\d+)/(\d+) .*)")
+_SHOWN = re.compile(
+    r" (WARNING|ERROR) src\.|src\.gan\.training\.loop: (resuming|training \d+ images)"
+    r"|src\.gan\.training\.live_sync: watch it live"
+)
 _EXCEPTION = re.compile(r"^\s*((?:[\w.]+\.)?\w*(?:Error|Exception|Diverged|Loss)): (.*)$")
 PROGRESS_LINES = 5  # training progress lines a non-terminal console gets for the whole run
 

@@ -54,6 +54,19 @@ class KfpSubmission:
         if problems := self.problems():
             raise ConfigError.from_problems(problems)
 
+    def mirror_warning(self) -> str | None:
+        """Why a retried train task would start again at step 0, when it would."""
+        root = str(self.parameter_values.get("checkpoint_root", ""))
+        if root.startswith("gs://") or (self.pipeline_root or "").startswith("gs://"):
+            return None
+        where = self.pipeline_root or "the backend's default (minio:// on a stock KFP install)"
+        return (
+            f"no checkpoint mirror: the pipeline root is {where} and checkpoint_root is "
+            f"{root or 'empty'}, so a retried or preempted train task starts again at step 0. "
+            "Pass --param checkpoint_root=gs://BUCKET/FOLDER (or a gs:// --pipeline-root) to "
+            "resume from the last checkpoint instead"
+        )
+
     def default_version_name(self) -> str:
         """The YAML's content hash: re-uploading the same pipeline names the same version."""
         digest = hashlib.sha256(self.package_path.read_bytes()).hexdigest()[:12]
@@ -107,6 +120,7 @@ def plan(submission: KfpSubmission) -> dict[str, Any]:
         "enable_caching": submission.enable_caching,
         "parameters": submission.parameter_values,
         "package": str(submission.package_path),
+        "warnings": [w for w in (submission.mirror_warning(),) if w],
     }
 
 

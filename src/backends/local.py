@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from src.backends.console import Console, step_error
+from src.backends.processes import STOP_GRACE_S
 from src.backends.run_folder import RunFolder, RunnerWriteError
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
@@ -106,6 +108,10 @@ class LocalRunSummary:
     def resume_hint(self) -> str:
         return f"python -m src.pipeline run --workdir {self.run.root.parent} --resume {self.run.run_id}"
 
+    def _watch_lines(self) -> list[str]:
+        board = self.run.checkpoints / "tensorboard"
+        return [f"  curves:    tensorboard --logdir {board}"] if board.is_dir() else []
+
     def text(self) -> str:
         """The closing lines a person reads; a failure ends with its error and log."""
         if self.interrupted:
@@ -169,6 +175,7 @@ class LocalRunSummary:
             *self._steps_hint(int(train["end_step"])),
             *self._report_lines(),
             f"  model:     {self.steps['train-gan']['uri']}",
+            *self._watch_lines(),
             f"  logs:      {self.run.logs}",
             f"Wall time {self.wall_seconds:.1f}s, of it {self.work_seconds:.1f}s inside the steps",
         ]
@@ -285,7 +292,8 @@ def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) ->
             console.feed(line)
         worker.wait()
     except (KeyboardInterrupt, Interrupted):
-        _stop(worker)
+        console.say("  stopping: the train step saves the step it is in, then the run ends")
+        _stop(worker, console)
         return LocalRunSummary(False, run, time.monotonic() - started, interrupted=True)
     except RunnerWriteError as error:
         failure = error
@@ -305,10 +313,22 @@ def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) ->
     )
 
 
-def _stop(worker: subprocess.Popen) -> None:
-    """Ends the worker, which first ends every process it started."""
+def _stop(worker: subprocess.Popen, console: Console | None = None) -> None:
+    """Asks the worker to stop (it passes SIGTERM on to the steps and grants them the grace
+    spot VMs give) and shows what they still print; a second Ctrl-C ends it all at once."""
     worker.terminate()
-    worker.wait()
+    deadline = time.monotonic() + STOP_GRACE_S + 10
+    try:
+        while console is not None and time.monotonic() < deadline:
+            ready, _, _ = select.select([worker.stdout], [], [], deadline - time.monotonic())
+            line = worker.stdout.readline() if ready else ""
+            if not line:
+                break
+            console.feed(line)
+        worker.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (KeyboardInterrupt, Interrupted, subprocess.TimeoutExpired):
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
 
 
 def _summarise(run: RunFolder, console: Console, wall: float) -> LocalRunSummary:

@@ -4,7 +4,9 @@ Started in a session of its own by the runner, it adopts every orphan among its
 descendants (processes.py), asks the kernel for SIGTERM when the runner dies
 (even by SIGKILL), and on every way out (success, failure, SIGTERM) stops every
 process it started: the emulator, kfp.local's step subprocesses, training ranks,
-and whatever they started in sessions of their own. It inherits the run's lock
+and whatever they started in sessions of their own. SIGTERM is first passed on
+to them with the grace a spot VM gives (STOP_GRACE_S), so the train step saves
+the step it is in; whatever is left then is killed. It inherits the run's lock
 from the runner and holds it until it exits.
 
     python -m src.backends.local_worker RUN_FOLDER RUNNER_PID
@@ -16,12 +18,19 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from kfp import local
 
 from src.backends.emulator import GcsEmulator
-from src.backends.processes import adopt_orphans, signal_when_parent_dies, stop_descendants
+from src.backends.processes import (
+    STOP_GRACE_S,
+    adopt_orphans,
+    signal_descendants,
+    signal_when_parent_dies,
+    stop_descendants,
+)
 from src.backends.run_folder import RunFolder, RunnerWriteError
 from src.backends.sample import upload_sample
 from src.common.atomic_files import write_json_atomically
@@ -33,10 +42,23 @@ def _stop_everything_and_exit(*_: object) -> None:
     os._exit(128 + signal.SIGTERM)
 
 
+def _pass_on_stop(*_: object) -> None:
+    """Passes SIGTERM on to every process below, and ends them all if they outlast the grace.
+
+    The pipeline then ends as it does when a step fails: the train step saves and
+    mirrors the step it finished first.
+    """
+    signal.signal(signal.SIGTERM, _stop_everything_and_exit)  # a second SIGTERM: at once
+    signal_descendants(signal.SIGTERM)
+    timer = threading.Timer(STOP_GRACE_S, _stop_everything_and_exit)
+    timer.daemon = True
+    timer.start()
+
+
 def die_with(parent_pid: int) -> None:
-    """SIGTERM when the parent dies; SIGTERM ends every process below this one, then this one."""
+    """SIGTERM when the parent dies; SIGTERM stops every process below this one, then this one."""
     adopt_orphans()
-    signal.signal(signal.SIGTERM, _stop_everything_and_exit)
+    signal.signal(signal.SIGTERM, _pass_on_stop)
     signal_when_parent_dies(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         _stop_everything_and_exit()

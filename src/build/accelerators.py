@@ -105,14 +105,15 @@ def normalise_accelerator(name: str) -> str:
     candidate = by_label.get(candidate, candidate)
     if candidate in GPUS:
         return candidate
-    why = (
-        "is not a CUDA GPU this step can use" if candidate in VERTEX_ACCELERATORS else "is unknown"
+    what = (
+        f"accelerator {name!r} is not a CUDA GPU this step can run on"
+        if candidate in VERTEX_ACCELERATORS
+        else f"unknown accelerator {name!r}"
     )
     close = difflib.get_close_matches(candidate, GPUS, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(
-        f"accelerator {name!r} {why}.{hint} Choose one of (on Vertex AI and on GKE alike): "
-        f"{', '.join(GPUS)}"
+        f"{what}.{hint} Choose one of (the same names on Vertex AI and on GKE): {', '.join(GPUS)}"
     )
 
 

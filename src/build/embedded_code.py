@@ -227,6 +227,25 @@ def rewrite_program(program: str, archive: str) -> str:
     return strip_text(program)
 
 
+# The SDK's wrapper runs the step as a grandchild of `sh`: a container's stop signal goes to
+# its first process, and a shell there ignores SIGTERM. `exec` makes the step that process.
+_EXEC_IN_PLACE = (
+    ('&& "$0" "$@"', '&& exec "$0" "$@"'),
+    ("_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main", "_KFP_RUNTIME=true exec python3 -m kfp.dsl.executor_main"),
+)  # fmt: skip
+
+
+def exec_in_place(shell: list[str]) -> list[str]:
+    """The SDK's shell wrapper with each hop exec'd, so the step receives the container's SIGTERM."""
+    text = "\0".join(shell)
+    for old, new in _EXEC_IN_PLACE:
+        if old in text:
+            text = text.replace(old, new, 1)
+    if "exec python3 -m kfp.dsl.executor_main" not in text:
+        raise RuntimeError("kfp's command wrapper changed: update src/build/embedded_code.py")
+    return text.split("\0")
+
+
 def project_component(*, base_image: str, packages: Iterable[str]) -> Callable:
     """Like `@dsl.component`, with the modules the step imports embedded reproducibly."""
 
@@ -240,7 +259,8 @@ def project_component(*, base_image: str, packages: Iterable[str]) -> Callable:
         )
         container = component.component_spec.implementation.container
         *shell, program = container.command
-        container.command = [*shell, rewrite_program(program, archive_b85(step_modules(func)))]
+        program = rewrite_program(program, archive_b85(step_modules(func)))
+        container.command = [*exec_in_place(shell), program]
         return component
 
     return decorate
@@ -250,4 +270,8 @@ def for_image(component, image: str | None):
     """The same component on a project image (code and packages inside): nothing installed at run time."""
     if image is None:
         return component
-    return dsl.component(component.python_func, base_image=image, install_kfp_package=False)
+    imaged = dsl.component(component.python_func, base_image=image, install_kfp_package=False)
+    container = imaged.component_spec.implementation.container
+    *shell, program = container.command
+    container.command = [*exec_in_place(shell), program]
+    return imaged

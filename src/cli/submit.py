@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,8 @@ def run_kfp(args: argparse.Namespace) -> int:
         google_auth=args.google_auth,
     )
     submission.parameter_values = _checked_params(args, "kfp", submission.problems())
+    if warning := submission.mirror_warning():
+        print(f"warning: {warning}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
         submission.package_path = _compile_for("kfp", args, Path(folder))
         try:

@@ -19,6 +19,7 @@ class NanInjector:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.steps: list[GanStep] = []
         self.armed = 0
+        self.on_poison: Callable[[], None] = lambda: None  # runs as each output is poisoned
         original = GanStep.__init__
         injector = self
 
@@ -33,6 +34,7 @@ class NanInjector:
         if self.armed <= 0:
             return None
         self.armed -= 1
+        self.on_poison()
         main, *rest = output
         return (main * float("nan"), *rest)
 

@@ -62,4 +62,20 @@ def build_gan(config: TrainConfig, device: torch.device) -> nn.Module:
         finally:
             module.Blur, module.norm_class = saved
     use_channels_first_attention(gan)
-    return gan.to(device)  # in-place: the optimizers keep pointing at the same parameters
+    return _moved(gan, device)
+
+
+def _moved(gan: nn.Module, device: torch.device) -> nn.Module:
+    """`gan` on `device`, its optimizers pointing at the moved parameters.
+
+    To a CUDA device `.to()` moves parameters in place; to devices whose tensors
+    are of another kind (meta, for instance) it makes new ones, which the
+    optimizers built in upstream's constructor would not see.
+    """
+    names = {param: name for name, param in gan.named_parameters()}
+    gan.to(device)
+    moved = dict(gan.named_parameters())
+    for optimizer in (gan.G_opt, gan.D_opt):
+        for group in optimizer.param_groups:
+            group["params"] = [moved[names[param]] for param in group["params"]]
+    return gan

@@ -1,11 +1,13 @@
-"""A copy of the latest checkpoint where every attempt of the train task can reach it.
+"""A copy of the latest checkpoint, and of what a person watches, where every attempt reaches it.
 
 The Model artifact's local folder is not enough: on open-source KFP it is an
 emptyDir that the launcher uploads only after success, so a preempted or
-failed attempt leaves nothing for its retry. After each atomic local save the
-checkpoint is copied to `root` (a gs:// folder, written through the storage
-client, or a local folder); an attempt that starts with an empty model folder
-fetches it first and resumes.
+failed attempt leaves nothing for its retry, and nobody sees it while it runs.
+After each atomic local save the checkpoint is copied to `root` (a gs:// folder,
+written through the storage client, or a local folder), and while training runs
+the TensorBoard event files and progress frames follow (`LiveSync`); an attempt
+that starts with an empty model folder fetches the checkpoint and the event files
+first and resumes.
 """
 
 from __future__ import annotations
@@ -36,14 +38,38 @@ class CheckpointMirror:
             self._prefix = prefix.rstrip("/")
 
     def _blob(self, name: str):
-        return self._bucket.blob(f"{self._prefix}/{name}")
+        return self._bucket.blob(f"{self._prefix}/{name}" if self._prefix else name)
 
-    def fetch(self, model_dir: Path, name: str) -> bool:
+    def location(self, name: str = "") -> str:
+        """Where `name` is (or would be) in the mirror, for messages and commands."""
+        return f"{self.root}/{name}" if name else self.root
+
+    def names(self, folder: str) -> list[str]:
+        """Names below `root/folder`, relative to `root`."""
+        if self._bucket is None:
+            base = Path(self.root)
+            return sorted(
+                p.relative_to(base).as_posix() for p in (base / folder).rglob("*") if p.is_file()
+            )
+        prefix = f"{self._prefix}/{folder}/" if self._prefix else f"{folder}/"
+        blobs = with_retries(
+            lambda: list(self._bucket.list_blobs(prefix=prefix)),
+            what=f"listing of {self.location(folder)}",
+        )
+        return sorted(
+            blob.name.removeprefix(f"{self._prefix}/" if self._prefix else "") for blob in blobs
+        )
+
+    def fetch_folder(self, model_dir: Path, folder: str) -> int:
+        """Fetches every file below `root/folder` that `model_dir` lacks; returns how many."""
+        return sum(self.fetch(model_dir, name, quiet=True) for name in self.names(folder))
+
+    def fetch(self, model_dir: Path, name: str, quiet: bool = False) -> bool:
         """Copies `root/name` into `model_dir` unless it is already there; True if copied."""
         target = model_dir / name
         if target.exists():
             return False
-        model_dir.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         if self._bucket is None:
             source = Path(self.root) / name
             if not source.is_file():
@@ -58,16 +84,18 @@ class CheckpointMirror:
                 with_retries(
                     lambda: _download(blob, handle), what=f"download of {self.root}/{name}"
                 )
-        log.info("fetched %s/%s to resume from it", self.root, name)
+        if not quiet:
+            log.info("fetched %s/%s to resume from it", self.root, name)
         return True
 
-    def push(self, model_dir: Path, name: str) -> None:
-        """Copies `model_dir/name` to `root`; the old copy stays until the new one is whole."""
-        source = model_dir / name
+    def push(self, model_dir: Path, name: str, remote: str | None = None) -> None:
+        """Copies `model_dir/name` to `root/remote` (default: the same name); the old copy
+        stays until the new one is whole."""
+        source, name = model_dir / name, remote or name
         if self._bucket is None:
-            folder = Path(self.root)
-            folder.mkdir(parents=True, exist_ok=True)
-            with atomic_open(folder / name) as handle, open(source, "rb") as data:
+            target = Path(self.root) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(target) as handle, open(source, "rb") as data:
                 shutil.copyfileobj(data, handle)
             return
         blob = self._blob(name)

@@ -31,10 +31,12 @@ from src.gan.training.checkpoints import (
     save_checkpoint,
 )
 from src.gan.training.image_bank import ImageBank
+from src.gan.training.live_sync import LiveSync
 from src.gan.training.memory import check_device_memory
 from src.gan.training.precision import Precision, choose_amp, flush_denormals
 from src.gan.training.ranks import (
     Ranks,
+    any_rank,
     broadcast_parameters,
     check_same_weights,
     gather,
@@ -43,6 +45,7 @@ from src.gan.training.ranks import (
 )
 from src.gan.training.settings import check_config
 from src.gan.training.step import GanStep, NonFiniteLoss, StepLosses
+from src.gan.training.stopping import Preempted, StopRequests
 from src.gan.watching.record import TrainingRecord
 from src.params import checks, rules
 
@@ -102,6 +105,9 @@ class _Run:
     record: TrainingRecord
     data: dict[str, Any]
     mirror: CheckpointMirror | None
+    live: LiveSync | None
+    stop: StopRequests = field(default_factory=StopRequests)
+    saved_step: int = -1
 
     @property
     def gan(self) -> torch.nn.Module:
@@ -161,17 +167,23 @@ def _train_process(
     """One training process: rank 0 logs, checkpoints and exports; all ranks step together."""
     if not ranks.is_main:
         logging.getLogger("src").setLevel(logging.WARNING)
-    run, saved = _prepare(ranks, device, data_dir, model_dir, config, checkpoint_root, source)
-    start_step = _resume(run, saved, source)
-    run.record.start(saved, start_step)
-    if saved is None:
-        _save(run, 0)
-    _log_start(run, start_step)
-    started = time.monotonic()
-    with flush_denormals(device):
-        step, last, nan_restarts = _train_loop(run, start_step, started, on_step)
+    with StopRequests() as stop:
+        run, saved = _prepare(ranks, device, data_dir, model_dir, config, checkpoint_root, source)
+        run.stop = stop
+        start_step = _resume(run, saved, source)
+        run.record.start(saved, start_step)
+        if saved is None:
+            _save(run, 0)
+        if run.live is not None:
+            run.live.announce()
+        _log_start(run, start_step)
+        started = time.monotonic()
+        try:
+            with flush_denormals(device):
+                step, last, nan_restarts = _train_loop(run, start_step, started, on_step)
+        finally:
+            _close_record(run)
     seconds = time.monotonic() - started
-    run.record.finish()
     if ranks.is_main:
         scalers = run.step.precision.state_dict()
         export_upstream(model_dir, run.gan.state_dict(), config, step, scalers)
@@ -207,8 +219,9 @@ def _prepare(
         random_state.seed_process(config.seed, ranks.rank, step=0, attempt=0)
     record = TrainingRecord(model_dir, config.seed, config.latent_dim, aug_prob, ranks.is_main)
     mirror = CheckpointMirror(checkpoint_root) if checkpoint_root and ranks.is_main else None
+    live = LiveSync(model_dir, mirror) if ranks.is_main else None
     step = GanStep(gan, bank, config, precision, aug_prob, ranks)
-    return _Run(ranks, config, model_dir, step, record, data, mirror), saved
+    return _Run(ranks, config, model_dir, step, record, data, mirror, live), saved
 
 
 def _resume(run: _Run, saved: dict[str, Any] | None, source: str) -> int:
@@ -266,6 +279,7 @@ def _save(run: _Run, step: int) -> None:
         "data": run.data,
     }
     save_checkpoint(run.model_dir, state, run.config)
+    run.saved_step = step
     if run.mirror is not None:
         run.mirror.push(run.model_dir, CHECKPOINT_NAME)
 
@@ -279,6 +293,8 @@ def _train_loop(
     last: StepLosses | None = None
     rate = MovingRate()
     while step < config.steps:
+        if any_rank(run.stop.requested is not None, run.ranks, run.device):  # collective
+            _stop(run, step)
         try:
             losses = run.step(step)
         except NonFiniteLoss as error:
@@ -298,9 +314,31 @@ def _train_loop(
             if step % config.log_every == 0 or step == config.steps:
                 row = run.record.close_interval(step, rate, time.monotonic() - started)
                 _log_step(row, config.steps, rate)
+                if run.live is not None and run.live.due():
+                    run.record.flush()
+                    run.live.sync()
         if step % config.save_every == 0 or step == config.steps:
             _save(run, step)
     return step, last, nan_restarts
+
+
+def _stop(run: _Run, step: int) -> None:
+    """Saves (and mirrors) `step` if it is not saved yet, then raises Preempted. A collective."""
+    if run.saved_step != step:
+        _save(run, step)
+    where = f" and mirrored to {run.mirror.location()}" if run.mirror is not None else ""
+    name = run.stop.requested.name if run.stop.requested is not None else "another process's stop"
+    raise Preempted(
+        f"stopped by {name} after step {step}: its checkpoint is saved{where}; a retry of the "
+        f"task (or `run --resume`) continues from step {step}"
+    )
+
+
+def _close_record(run: _Run) -> None:
+    """Event files and the animation written, and what a person watches copied out one last time."""
+    run.record.finish()
+    if run.live is not None:
+        run.live.sync()
 
 
 def _give_up_after(config: TrainConfig, restarts_in_row: int, step: int, error: Exception) -> None:

@@ -227,6 +227,15 @@ def average_gradients(params: Iterable[torch.nn.Parameter], ranks: Ranks, failed
     return False
 
 
+def any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:
+    """True when `flag` is set on any rank (a collective; no communication with one rank)."""
+    if not ranks.distributed:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value)
+    return bool(value.item() > 0)
+
+
 def gather(value: Any, ranks: Ranks) -> list[Any]:
     """Every rank's `value`, in rank order (a collective; a list of one without distribution)."""
     if not ranks.distributed:

@@ -112,8 +112,14 @@ class TrainingRecord:
         self.gp_skipped = sum(row.get("gp_skipped", 0) for row in self.history)
         self._reset()
 
+    def flush(self) -> None:
+        """Writes buffered TensorBoard events to their files."""
+        if self.board is not None:
+            self.board.writer.flush()
+
     def finish(self) -> None:
         if self.is_main and self.frames:
             write_animation(self.model_dir, self.frames)
         if self.board is not None:
             self.board.close()
+            self.board = None
