@@ -161,7 +161,15 @@ def time_ours(config, data: Path, device, amp: str, warmup: int, steps: int) -> 
 
 def time_upstream(config, data: Path, device_name: str, amp: str, warmup: int, steps: int) -> dict:
     """The same measurement of upstream's `Trainer.train`, in a process of its own."""
-    command = [sys.executable, "-m", "bench.gpu_check", "--worker", "upstream", "--device", device_name]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.gpu_check",
+        "--worker",
+        "upstream",
+        "--device",
+        device_name,
+    ]
     payload = {"config": _trainer_kwargs(config), "data": str(data), "amp": amp}
     payload |= {"warmup": warmup, "steps": steps}
     run = subprocess.run(
@@ -233,7 +241,9 @@ def speed_rows(device, work: Path, quick: bool) -> list[dict[str, Any]]:
         for amp in precisions(device, quick):
             ours = time_ours(config, data, device, amp, warmup, steps)
             theirs = None
-            if amp != "bf16" and (amp == "off" or device.type == "cuda"):  # upstream's amp: CUDA fp16
+            if amp != "bf16" and (
+                amp == "off" or device.type == "cuda"
+            ):  # upstream's amp: CUDA fp16
                 theirs = time_upstream(config, data, str(device), amp, warmup, steps)
             rows.append({"size": size, "amp": amp, "ours": ours, "upstream": theirs})
             print(f"  speed {size}px {amp}: ours {ours}, upstream {theirs}", flush=True)
@@ -257,7 +267,15 @@ def kill_and_resume(device, data: Path, work: Path, quick: bool) -> dict[str, An
     from src.gan.training.loop import train_gan
 
     model = work / "resume_model"
-    command = [sys.executable, "-m", "bench.gpu_check", "--worker", "train", "--device", str(device)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.gpu_check",
+        "--worker",
+        "train",
+        "--device",
+        str(device),
+    ]
     command += [json.dumps({"data": str(data), "model": str(model), "steps": 50, "quick": quick})]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline, killed_at = time.monotonic() + 600, 0
@@ -303,7 +321,11 @@ def ranks(device, data: Path, work: Path, quick: bool) -> dict[str, Any]:
     result = train_gan(data, work / "ranks_model", config, device=device.type, world_size=2)
     saved = load_checkpoint(work / "ranks_model")
     backend = "nccl" if device.type == "cuda" else "gloo"
-    return {"backend": backend, "world_size": saved["world_size"], "steps_per_second": result.steps_per_second}
+    return {
+        "backend": backend,
+        "world_size": saved["world_size"],
+        "steps_per_second": result.steps_per_second,
+    }
 
 
 def describe(device) -> dict[str, Any]:
@@ -326,7 +348,11 @@ def table(report: dict[str, Any]) -> str:
              f"{'upstream GB':>12} {'ours/upstream':>14}"]  # fmt: skip
     for row in report["speed"]:
         ours, theirs = row["ours"], row["upstream"] or {}
-        ratio = ours["steps_per_second"] / theirs["steps_per_second"] if "steps_per_second" in theirs else None
+        ratio = (
+            ours["steps_per_second"] / theirs["steps_per_second"]
+            if "steps_per_second" in theirs
+            else None
+        )
         cells = [f"{row['size']:>5}", f"{row['amp']:>5}", f"{ours['steps_per_second']:>10.2f}",
                  _gb(ours["peak_gb"], 8), _rate(theirs, 14), _gb(theirs.get("peak_gb"), 12),
                  f"{ratio:>13.2f}x" if ratio else f"{'n/a':>14}"]  # fmt: skip
@@ -372,9 +398,13 @@ def run_check(device_name: str, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and a step each (CPU smoke)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes and a step each (CPU smoke)"
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "gpu_check.json"))
     parser.add_argument("--worker", choices=["upstream", "train"], help=argparse.SUPPRESS)
     parser.add_argument("payload", nargs="?", help=argparse.SUPPRESS)
@@ -385,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.worker == "train":
         payload = json.loads(args.payload)
-        train_worker(payload["data"], payload["model"], args.device, payload["steps"], payload["quick"])
+        train_worker(
+            payload["data"], payload["model"], args.device, payload["steps"], payload["quick"]
+        )
         return 0
     started = time.monotonic()
     report = run_check(args.device, args.quick)

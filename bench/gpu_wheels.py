@@ -37,15 +37,32 @@ def requirements() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--python", default="3.12", help="the GPU machine's Python (default 3.12)")
     parser.add_argument("--platform", default="manylinux_2_17_x86_64")
     parser.add_argument("--dest", default=str(WHEELS))
     args = parser.parse_args(argv)
     dest = Path(args.dest)
     shutil.rmtree(dest, ignore_errors=True)
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
-    command += ["--python-version", args.python, "--platform", args.platform, "--implementation", "cp"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+    ]
+    command += [
+        "--python-version",
+        args.python,
+        "--platform",
+        args.platform,
+        "--implementation",
+        "cp",
+    ]
     subprocess.run([*command, "--dest", str(dest), *requirements()], check=True)
     wheels = sorted(dest.glob("*.whl"))
     size = sum(path.stat().st_size for path in wheels) / 1e6
