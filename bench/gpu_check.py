@@ -206,7 +206,7 @@ def upstream_worker(device_name: str, payload: dict[str, Any]) -> dict[str, Any]
     with tempfile.TemporaryDirectory() as base:
         trainer = module.Trainer(
             base_dir=base, use_aim=False, amp=payload["amp"] == "fp16", save_every=10**9,
-            evaluate_every=10**9, num_image_tiles=2, **payload["config"],
+            evaluate_every=10**9, num_image_tiles=3, **payload["config"],
         )  # fmt: skip
         trainer.set_data_src(payload["data"])
         for _ in range(payload["warmup"]):  # step 0 also evaluates and saves
@@ -233,7 +233,7 @@ def precisions(device, quick: bool) -> list[str]:
 
 
 def speed_rows(device, work: Path, quick: bool) -> list[dict[str, Any]]:
-    warmup, steps = (1, 1) if quick else (4, 16)
+    warmup, steps = (0, 1) if quick else (4, 16)
     rows = []
     for size in QUICK_SIZES if quick else SIZES:
         config = check_config(size, quick)

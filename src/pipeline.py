@@ -17,11 +17,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kfp import compiler, dsl
+from kfp import dsl
 
-from src.build.accelerators import GKE_ACCELERATOR_LABEL, GKE_GPU_RESOURCE, GpuRequest
+from src.build.accelerators import (
+    GKE_ACCELERATOR_LABEL,
+    GKE_GPU_RESOURCE,
+    GKE_SPOT_LABEL,
+    GpuRequest,
+)
 from src.build.embedded_code import for_image
-from src.build.ir_yaml import rewrite_unfolded
+from src.build.ir_yaml import write_ir
+from src.build.spot import SPOT_RETRIES, SpotOptions, vertex_spot_component
+from src.common import runtime_env
 from src.common.errors import ConfigError
 from src.components import cleanse_images, download_images, generate_images, train_gan
 from src.params.descriptions import DESCRIPTIONS
@@ -34,8 +41,13 @@ COMPILED_FILES = {"vertex": "lightweight_gan_vertex.yaml", "kfp": "lightweight_g
 DEFAULT_TRAIN_RETRIES = 3
 
 
-def request_gpu(task: dsl.PipelineTask, target: str, gpu: GpuRequest) -> None:
-    """Asks for the GPU (and the machine around it) the way `target` understands it."""
+def request_gpu(task: dsl.PipelineTask, target: str, gpu: GpuRequest, spot: bool = False) -> None:
+    """Asks for the GPU (and the machine around it) the way `target` understands it.
+
+    On Vertex AI a spot task is a CustomJob that names its machine itself (spot.py).
+    """
+    if target == "vertex" and spot:
+        return
     task.set_cpu_limit(gpu.cpu_limit).set_memory_limit(gpu.memory_limit)
     if target == "vertex":
         task.set_accelerator_type(gpu.accelerator).set_accelerator_limit(gpu.count)
@@ -49,6 +61,12 @@ def request_gpu(task: dsl.PipelineTask, target: str, gpu: GpuRequest) -> None:
         task, label_key=GKE_ACCELERATOR_LABEL, label_value=gpu.gke_node_label
     )
     kubernetes.add_toleration(task, key=GKE_GPU_RESOURCE, operator="Exists", effect="NoSchedule")
+    if spot:  # GKE's spot nodes carry a label and a taint of that name
+        kubernetes.add_node_selector(task, label_key=GKE_SPOT_LABEL, label_value="true")
+        kubernetes.add_toleration(
+            task, key=GKE_SPOT_LABEL, operator="Equal", value="true", effect="NoSchedule"
+        )
+        task.set_env_variable(runtime_env.SPOT, "1")
     # A pod's /dev/shm is 64 MB; torch's shared memory and NCCL's intra-node transport need more.
     kubernetes.empty_dir_mount(
         task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=gpu.shm_size()
@@ -87,11 +105,12 @@ def build_pipeline(
     *,
     train_retries: int = DEFAULT_TRAIN_RETRIES,
     image: str | None = None,
+    spot: SpotOptions | None = None,
 ) -> Callable:
     """The pipeline for `target`: 'vertex', 'kfp', or 'local' (no GPU, no retries).
 
     `image` runs every step on a project image (see Dockerfile) instead of stock
-    images plus pinned packages and embedded code.
+    images plus pinned packages and embedded code. `spot` trains on spot capacity.
     """
     if target not in (*TARGETS, "local"):
         raise ConfigError(
@@ -100,10 +119,21 @@ def build_pipeline(
     gpu = (gpu or GpuRequest()).validated(target) if target != "local" else None
     if train_retries < 0:
         raise ConfigError(f"--train-retries {train_retries}: use 0 or more")
+    if spot is not None and (problems := spot.problems(gpu)):
+        raise ConfigError.from_problems(problems)
     download_step, cleanse_step, train_step, generate_step = (
         for_image(component, image)
         for component in (download_images, cleanse_images, train_gan, generate_images)
     )
+    spot_inputs = {}
+    if spot is not None:
+        train_retries = max(train_retries, SPOT_RETRIES)
+        if target == "vertex":
+            train_step = vertex_spot_component(train_step, gpu, spot)
+            # Vertex streams AIP_TENSORBOARD_LOG_DIR, below the job's output folder, to the board.
+            spot_inputs = (
+                {"base_output_directory": dsl.PIPELINE_ROOT_PLACEHOLDER} if spot.tensorboard else {}
+            )
     signature = pipeline_signature()
 
     def lightweight_gan(*values):
@@ -126,9 +156,10 @@ def build_pipeline(
         train = train_step(
             images=cleanse.outputs["cleansed"],
             **{name: p[name] for name in TRAIN_INPUTS},
+            **spot_inputs,
         )
         if gpu is not None:
-            request_gpu(train, target, gpu)
+            request_gpu(train, target, gpu, spot=spot is not None)
             # A retried (e.g. preempted) attempt resumes from the mirrored checkpoint (see train_gan).
             train.set_retry(num_retries=train_retries, backoff_duration="60s", backoff_factor=2.0)
 
@@ -178,12 +209,12 @@ def compile_pipeline(
     *,
     train_retries: int = DEFAULT_TRAIN_RETRIES,
     image: str | None = None,
+    spot: SpotOptions | None = None,
 ) -> Path:
     """Writes the IR YAML for `target` to `output`."""
-    pipeline = build_pipeline(target, gpu, train_retries=train_retries, image=image)
+    pipeline = build_pipeline(target, gpu, train_retries=train_retries, image=image, spot=spot)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline, str(output))
-    rewrite_unfolded(output)
+    write_ir(pipeline, output)
     return output
 
 
@@ -193,11 +224,17 @@ def compile_all(
     *,
     train_retries: int = DEFAULT_TRAIN_RETRIES,
     image: str | None = None,
+    spot: SpotOptions | None = None,
 ) -> dict[str, Path]:
     """Compiles the Vertex and KFP files into `out_dir`."""
     return {
         target: compile_pipeline(
-            target, out_dir / COMPILED_FILES[target], gpu, train_retries=train_retries, image=image
+            target,
+            out_dir / COMPILED_FILES[target],
+            gpu,
+            train_retries=train_retries,
+            image=image,
+            spot=spot,
         )
         for target in TARGETS
     }

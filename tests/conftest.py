@@ -104,3 +104,54 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
     yield mount
     for path in mounts:
         subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Records create_pipeline_job requests; get_pipeline_job reports `final_state`."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.aiplatform import pipeline_jobs
+    from google.cloud.aiplatform.compat.services import pipeline_service_client
+    from google.cloud.aiplatform.compat.types import pipeline_job as gca_pipeline_job
+    from google.cloud.aiplatform.compat.types import pipeline_state as gca_pipeline_state
+
+    from src.backends import vertex as submit_vertex
+
+    Client = pipeline_service_client.PipelineServiceClient
+    record: dict = {"requests": [], "final_state": "PIPELINE_STATE_SUCCEEDED", "bucket_calls": 0}
+
+    def create(self, parent, pipeline_job, pipeline_job_id=None, timeout=None, **kwargs):
+        record["requests"].append(
+            {"parent": parent, "job": pipeline_job, "job_id": pipeline_job_id}
+        )
+        return gca_pipeline_job.PipelineJob(
+            name=f"{parent}/pipelineJobs/{pipeline_job_id}",
+            state=gca_pipeline_state.PipelineState.PIPELINE_STATE_RUNNING,
+        )
+
+    def get(self, name, **kwargs):
+        state = gca_pipeline_state.PipelineState[record["final_state"]]
+        return gca_pipeline_job.PipelineJob(name=name, state=state)
+
+    def bucket(**kwargs):
+        record["bucket_calls"] += 1
+
+    monkeypatch.setattr(Client, "create_pipeline_job", create)
+    monkeypatch.setattr(Client, "get_pipeline_job", get)
+    monkeypatch.setattr(
+        pipeline_jobs.gcs_utils,
+        "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist",
+        bucket,
+    )
+    monkeypatch.setattr(submit_vertex, "default_credentials", lambda: AnonymousCredentials())
+    return record
+
+
+@pytest.fixture
+def fake_kfp():
+    """A recording fake of the KFP v2beta1 API on 127.0.0.1."""
+    from tests.support.fake_kfp import FakeKfp
+
+    fake = FakeKfp().start()
+    yield fake
+    fake.stop()

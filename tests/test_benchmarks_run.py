@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -88,3 +89,22 @@ def test_learning_benchmark_prints_swd_beside_floor_and_noise(tmp_path):
     )
     assert re.search(r"^\s+2\s+\d\.\d{3}\s+\d\.\d{3}\s+\d\.\d{3}", output, re.M)
     assert (tmp_path / "learning_strip.png").is_file()
+
+
+def test_gpu_check_runs_every_path_in_its_cpu_smoke_mode(tmp_path):
+    # The same code paths as on a GPU: each precision, upstream beside ours, kill and resume,
+    # generation, two data-parallel processes (gloo here, NCCL there)
+    output = run_bench(
+        "bench.gpu_check", "--device", "cpu", "--quick", "--json", str(tmp_path / "c.json")
+    )
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert [row["amp"] for row in report["speed"]] == ["off", "bf16", "fp16"]
+    assert all(
+        row["ours"]["steps_per_second"] > 0 and row["ours"]["finite"] for row in report["speed"]
+    )
+    assert report["speed"][0]["upstream"]["steps_per_second"] > 0
+    assert report["resume"]["continued_at_saved_step"] and report["resume"]["killed_at_step"] >= 2
+    assert report["generate"]["images"] == 8
+    assert (report["ranks"]["backend"], report["ranks"]["world_size"]) == ("gloo", 2)
+    assert re.search(r"^\s+32\s+off\s+\d+\.\d+\s+-\s+\d+\.\d+\s+-\s+\d+\.\d+x$", output, re.M)
+    assert "resume: killed after step" in output and ": ok" in output

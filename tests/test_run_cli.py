@@ -15,10 +15,26 @@ import pytest
 import torch
 
 from src.backends.local import read_task_outputs
+from src.backends.sample import SAMPLE_DIR
+from src.cli.options import given_params
+from src.data.cleanse import CleanseSettings, cleanse_folder
+from src.gan.model_folder import load_checkpoint
+from src.gan.training.task import train_task
+from src.params.schema import local_defaults
+from src.params.values import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--batch-size", "2", "--num-images", "2", "--param", "latent_dim=32"]
-SMALL += ["--param", "fmap_max=16", "--param", "save_every=1"]
+TINY = [
+    "--batch-size",
+    "2",
+    "--num-images",
+    "2",
+    "--param",
+    "latent_dim=32",
+    "--param",
+    "fmap_max=16",
+]
+SMALL = [*TINY, "--param", "save_every=1"]
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +128,9 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(model / "checkpoint.pt", weights_only=True, map_location="cpu")["gan"]
 
 
-def test_sigkill_takes_every_child_down_and_resume_continues_from_the_checkpoint(tmp_path):
+def test_sigkill_takes_every_child_down_and_resume_continues_from_the_checkpoint(
+    tmp_path, uninterrupted_12_steps
+):
     # Given a run that is training
     runner = start_run(tmp_path / "runs", "--steps", "12", *SMALL)
     run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
@@ -138,15 +156,68 @@ def test_sigkill_takes_every_child_down_and_resume_continues_from_the_checkpoint
     match = re.search(r"train: +steps (\d+)->12", resumed.stdout)
     assert match and int(match.group(1)) == killed_at > 0
     # And the weights equal those of an uninterrupted run of the same length
-    straight = subprocess.run(
-        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(tmp_path / "straight"),
-         "--steps", "12", *SMALL],
+    a, b = final_weights(run_dir), uninterrupted_12_steps
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_sigterm_far_from_a_checkpoint_saves_the_step_in_flight_and_resume_is_exact(
+    tmp_path, uninterrupted_12_steps
+):
+    # Given a run training 12 steps that checkpoints only every 100
+    runner = start_run(tmp_path / "runs", "--steps", "12", *TINY, "--param", "save_every=100")
+    run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
+    log = run_dir / "logs" / "train-gan.log"
+    assert wait_until(lambda: logged_step(log) >= 4, 240), "training never reached step 4"
+    # When the runner gets SIGTERM (as a spot node's container does)
+    runner.send_signal(signal.SIGTERM)
+    out = runner.stdout.read()
+    assert runner.wait(timeout=120) == 130 and "Resume with" in out, out
+    # Then the train step saved the step it was in, and the mirror holds it
+    stopped = int(re.search(r"stopped by SIGTERM after step (\d+)", log.read_text()).group(1))
+    assert 4 <= stopped < 12
+    assert checkpoint_step(run_dir) == stopped
+    # When the run is resumed, then it continues there and ends as an uninterrupted run does
+    resumed = subprocess.run(
+        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(tmp_path / "runs"),
+         "--resume", run_dir.name],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert straight.returncode == 0, straight.stdout[-3000:]
-    (straight_dir,) = (tmp_path / "straight").iterdir()
-    a, b = final_weights(run_dir), final_weights(straight_dir)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert re.search(rf"train: +steps {stopped}->12", resumed.stdout), resumed.stdout[-2000:]
+    a, b = final_weights(run_dir), uninterrupted_12_steps
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def logged_step(log: Path) -> int:
+    steps = re.findall(r"step (\d+)/\d+ ", log.read_text()) if log.is_file() else []
+    return int(steps[-1]) if steps else 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_12_steps(tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The weights 12 uninterrupted steps of the runs' settings train, on the same images."""
+    params = resolve(given_params([("steps", "12"), *pairs(TINY)]), local_defaults())
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    mode = "RGBA" if params["transparent"] else "L" if params["greyscale"] else "RGB"
+    settings = CleanseSettings(
+        image_size=params["image_size"],
+        mode=mode,
+        near_duplicate_distance=params["near_duplicate_distance"],
+        workers=1,
+    )
+    cleanse_folder(SAMPLE_DIR, folder / "cleansed", settings)
+    train_task(folder / "cleansed", folder / "model", "", params)
+    return load_checkpoint(folder / "model")["gan"]
+
+
+def pairs(args: list[str]) -> list[tuple[str, str]]:
+    """The NAME=VALUE pairs of `--param` and `--flag VALUE` command-line arguments."""
+    found = []
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        found.append(
+            tuple(value.split("=", 1)) if flag == "--param" else (flag[2:].replace("-", "_"), value)
+        )
+    return found
 
 
 def test_ctrl_c_stops_promptly_with_a_resume_line_and_no_children_left(tmp_path):

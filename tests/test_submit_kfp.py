@@ -13,13 +13,6 @@ from tests.support.fake_kfp import FakeKfp
 SOURCE = "gs://my-images/cats/"
 
 
-@pytest.fixture
-def fake_kfp():
-    fake = FakeKfp().start()
-    yield fake
-    fake.stop()
-
-
 def submit(fake: FakeKfp, *extra: str) -> int:
     return main(
         [

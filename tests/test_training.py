@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,3 +151,49 @@ def test_export_loads_in_upstreams_own_trainer_and_generates(trained_model, tmp_
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "files=6" in result.stdout  # 3 raw + 3 EMA images
+
+
+def test_a_resume_removes_the_half_written_checkpoints_of_killed_saves(
+    trained_model, cleansed_sample, tmp_path
+):
+    import shutil
+
+    # Given a model folder and a local mirror holding what saves killed mid-write leave
+    model_dir, mirror = tmp_path / "m", tmp_path / "mirror"
+    shutil.copytree(trained_model, model_dir)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = [model_dir / f".checkpoint.pt.tmp-{dead.pid}", mirror / f".checkpoint.pt.tmp-{dead.pid}"]
+    for path in left:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 1024)
+    # When training resumes there, then they are gone and the checkpoint itself is not
+    train_gan(cleansed_sample, model_dir, replace(SMOKE, steps=3), checkpoint_root=str(mirror))
+    assert not any(path.exists() for path in left)
+    assert load_checkpoint(model_dir)["step"] == 3
+
+
+def test_a_checkpoint_root_reused_on_other_images_is_refused_before_training(
+    cleansed_sample, tmp_path
+):
+    from src.backends.sample import SAMPLE_DIR
+    from src.data.cleanse import CleanseSettings, cleanse_folder
+
+    # Given a model trained on the sample, its checkpoint mirrored to a root
+    root = str(tmp_path / "ck")
+    train_gan(cleansed_sample, tmp_path / "a", replace(SMOKE, steps=1), checkpoint_root=root)
+    # and another, smaller set of images
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for path in sorted(SAMPLE_DIR.glob("digit_0[0-1]*.png")):
+        shutil.copy(path, subset / path.name)
+    other = tmp_path / "other"
+    cleanse_folder(subset, other, CleanseSettings(image_size=32, workers=1))
+    # When a run on the other set reuses the root, then it stops before training, naming both
+    with pytest.raises(CheckpointError) as refused:
+        train_gan(other, tmp_path / "b", replace(SMOKE, steps=2), checkpoint_root=root)
+    message = str(refused.value)
+    assert "was trained on other images than this run's" in message
+    assert "(96 images of 32x32x3" in message and "(20 images of 32x32x3" in message
+    assert "use a fresh checkpoint_root" in message
+    assert not (tmp_path / "b" / "progress").exists()  # nothing was trained

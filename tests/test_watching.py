@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,12 +22,15 @@ from src.gan.config import TrainConfig
 from src.gan.sampling.gallery import gallery_html
 from src.gan.sampling.generate import generate_images
 from src.gan.scoring.swd import load_pair, swd_with_references
+from src.gan.training.checkpoint_mirror import CheckpointMirror
+from src.gan.training.live_sync import LiveSync
 from src.gan.training.loop import train_gan
 from src.gan.watching.progress_frames import ANIMATION, FOLDER
 from src.gan.watching.tensorboard_log import FOLDER as BOARD
 from src.gan.watching.training_page import ticks, training_report_html
 from tests.conftest import SMOKE
 
+ROOT = Path(__file__).resolve().parents[1]
 WATCHED = replace(SMOKE, steps=8, save_every=2, log_every=4)
 
 
@@ -188,3 +195,45 @@ def test_swd_references_bracket_a_real_and_a_noise_sample(cleansed_sample):
     assert on_real["real_floor"] < on_noise["swd"]
     assert on_noise["swd"] == pytest.approx(on_noise["noise"], rel=0.25)
     assert on_real["swd"] < on_real["noise"] / 2
+
+
+def test_curves_and_frames_reach_the_mirror_while_training_still_runs(cleansed_sample, tmp_path):
+    # Given a run training 40 steps, logging every step, mirrored to a folder
+    mirror, model = tmp_path / "mirror", tmp_path / "model"
+    code = (
+        "import sys; from pathlib import Path; from dataclasses import replace;"
+        "from tests.conftest import SMOKE; from src.common.step_logging import configure_logging;"
+        "from src.gan.training.loop import train_gan; configure_logging();"
+        "train_gan(Path(sys.argv[1]), Path(sys.argv[2]), replace(SMOKE, steps=40, save_every=100),"
+        " checkpoint_root=sys.argv[3])"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(cleansed_sample), str(model), str(mirror)],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # When the first logging interval has passed
+        deadline = time.monotonic() + 240
+        while (
+            not list((mirror / BOARD).glob("events.out.tfevents.*")) and time.monotonic() < deadline
+        ):
+            assert process.poll() is None, process.stderr.read()[-3000:]
+            time.sleep(0.2)
+        # Then the event files and a progress frame are in the mirror, and training goes on
+        still_training = process.poll() is None
+        frames = list((mirror / FOLDER).glob("step_*.png"))
+        accumulator = EventAccumulator(str(mirror / BOARD))
+        accumulator.Reload()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log = process.communicate(timeout=240)[1]
+    assert still_training and frames
+    assert "loss/discriminator" in accumulator.Tags()["scalars"]
+    assert f"watch it live: tensorboard --logdir {mirror}/{BOARD}" in log
+
+
+def test_live_copies_come_at_the_first_interval_then_at_most_once_a_minute(tmp_path):
+    live = LiveSync(tmp_path, CheckpointMirror(str(tmp_path / "mirror")), every_s=60)
+    assert live.due(now=0.0)
+    live._last = 0.0
+    assert not live.due(now=59.9) and live.due(now=60.0)

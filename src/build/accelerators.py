@@ -56,6 +56,7 @@ class Gpu:
 
     gke_label: str
     machines: dict[int, Machine]
+    spot: bool = True  # offered as spot capacity (Vertex AI custom training and GKE spot nodes)
 
 
 def _scaled(vcpus: int, memory_gib: float, names: dict[int, str]) -> dict[int, Machine]:
@@ -84,11 +85,13 @@ GPUS: dict[str, Gpu] = {
     "NVIDIA_TESLA_A100": Gpu("nvidia-tesla-a100", _scaled(12, 85, {n: f"a2-highgpu-{n}g" for n in (1, 2, 4, 8)})),
     "NVIDIA_A100_80GB": Gpu("nvidia-a100-80gb", _scaled(12, 170, {n: f"a2-ultragpu-{n}g" for n in (1, 2, 4, 8)})),
     "NVIDIA_H100_80GB": Gpu("nvidia-h100-80gb", _scaled(26, 234, {n: f"a3-highgpu-{n}g" for n in (1, 2, 4, 8)})),
-    "NVIDIA_H100_MEGA_80GB": Gpu("nvidia-h100-mega-80gb", {8: Machine("a3-megagpu-8g", 208, 1872)}),
-    "NVIDIA_H200_141GB": Gpu("nvidia-h200-141gb", {8: Machine("a3-ultragpu-8g", 224, 2952)}),
+    # A3 Mega and Ultra come through reservations and flex-start: no spot offering assumed.
+    "NVIDIA_H100_MEGA_80GB": Gpu("nvidia-h100-mega-80gb", {8: Machine("a3-megagpu-8g", 208, 1872)}, spot=False),
+    "NVIDIA_H200_141GB": Gpu("nvidia-h200-141gb", {8: Machine("a3-ultragpu-8g", 224, 2952)}, spot=False),
 }  # fmt: skip
 GKE_GPU_RESOURCE = "nvidia.com/gpu"
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+GKE_SPOT_LABEL = "cloud.google.com/gke-spot"  # "true" on spot nodes, which are also tainted so
 # What a GKE GPU node's daemon sets (device plugin, kube-proxy, logging, metrics, CSI) request.
 DAEMON_SET_CPU = 0.5
 DAEMON_SET_MEMORY_GIB = 1.5

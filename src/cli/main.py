@@ -15,11 +15,13 @@ from src.cli import submit
 from src.cli.options import (
     HelpFormatter,
     add_build_options,
+    add_custom_job_options,
     add_param_option,
     build_problems,
     given_params,
     gpu_from_args,
     parameter_table,
+    spot_from_args,
 )
 from src.common.errors import ConfigError
 from src.params.descriptions import DESCRIPTIONS
@@ -40,12 +42,21 @@ RUN_SHORTCUTS = ("steps", "image_size", "batch_size", "num_images")
 
 def _command_compile(args: argparse.Namespace) -> int:
     problems = [p for target in TARGETS for p in build_problems(args, target)]
+    problems += [
+        f"--{name.replace('_', '-')} belongs to the spot train task: add --spot"
+        for name in ("service_account", "network")
+        if getattr(args, name) and not args.spot
+    ]
     problems += value_problems(compiled_defaults())
     if problems:
         raise ConfigError.from_problems(sorted(set(problems), key=problems.index))
     started = time.perf_counter()
     written = compile_all(
-        Path(args.out_dir), gpu_from_args(args), train_retries=args.train_retries, image=args.image
+        Path(args.out_dir),
+        gpu_from_args(args),
+        train_retries=args.train_retries,
+        image=args.image,
+        spot=spot_from_args(args),
     )
     for target, path in written.items():
         print(f"{target}: {path}")
@@ -85,6 +96,7 @@ def _add_compile_parser(commands: argparse._SubParsersAction) -> None:
         help="folder for the YAML files (default: compiled/)",
     )
     add_build_options(parser)
+    add_custom_job_options(parser, identity=True)
     parser.set_defaults(handler=_command_compile)
 
 

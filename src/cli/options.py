@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from src.build.accelerators import GPUS, GpuRequest
+from src.build.spot import SpotOptions
 from src.common.errors import ConfigError
 from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import PARAMS
@@ -56,20 +57,63 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
         "accelerator's usual machine, 30G for one T4)",
     )
 
+    group.add_argument(
+        "--spot",
+        action="store_true",
+        help="train on spot capacity (a fraction of the on-demand price): a Vertex AI CustomJob "
+        "with the SPOT strategy, or GKE spot nodes; a preemption costs the step in flight",
+    )
+
+
+def add_custom_job_options(parser: argparse.ArgumentParser, *, identity: bool) -> None:
+    """Options of the spot train task's Vertex AI CustomJob (`identity`: account and network too)."""
+    group = parser.add_argument_group("spot train task on Vertex AI (with --spot)")
+    group.add_argument(
+        "--tensorboard",
+        default="",
+        help="a Vertex AI TensorBoard, projects/P/locations/REGION/tensorboards/ID, that shows "
+        "the curves while training runs",
+    )
+    group.add_argument(
+        "--enable-web-access", action="store_true", help="an interactive shell into the worker"
+    )
+    if identity:
+        group.add_argument("--service-account", default="", help="the CustomJob's service account")
+        group.add_argument("--network", default="", help="projects/NUMBER/global/networks/NAME")
+
 
 def gpu_from_args(args: argparse.Namespace) -> GpuRequest:
     return GpuRequest(args.accelerator, args.accelerator_count, args.cpu_limit, args.memory_limit)
 
 
-def build_problems(args: argparse.Namespace, target: str) -> list[str]:
+def spot_from_args(args: argparse.Namespace) -> SpotOptions | None:
+    if not args.spot:
+        return None
+    return SpotOptions(
+        tensorboard=getattr(args, "tensorboard", ""),
+        service_account=getattr(args, "service_account", None) or "",
+        network=getattr(args, "network", None) or "",
+        enable_web_access=getattr(args, "enable_web_access", False),
+    )
+
+
+def build_problems(args: argparse.Namespace, target: str, region: str = "") -> list[str]:
     """Problems with the build options, for `target` ('vertex' or 'kfp')."""
     problems = []
     if args.train_retries < 0:
         problems.append(f"--train-retries {args.train_retries}: use 0 or more")
     try:
-        gpu_from_args(args).validated(target)
+        gpu = gpu_from_args(args).validated(target)
     except ConfigError as error:
-        problems.append(str(error))
+        return [*problems, str(error)]
+    spot = spot_from_args(args)
+    if spot is not None:
+        problems += spot.problems(gpu, region)
+    for option in ("tensorboard", "enable_web_access"):
+        if getattr(args, option, None) and spot is None:
+            problems.append(
+                f"--{option.replace('_', '-')} belongs to the spot train task: add --spot"
+            )
     return problems
 
 

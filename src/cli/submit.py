@@ -13,11 +13,13 @@ from src.backends import kfp_endpoint, vertex
 from src.cli.options import (
     HelpFormatter,
     add_build_options,
+    add_custom_job_options,
     add_param_option,
     build_problems,
     given_params,
     gpu_from_args,
     parameter_table,
+    spot_from_args,
 )
 from src.common.errors import ConfigError
 from src.params.schema import compiled_defaults
@@ -117,6 +119,7 @@ def add_submit_parser(commands: argparse._SubParsersAction) -> None:
         help="create a cron schedule instead of one run, e.g. '0 3 * * 1'",
     )
     _common_options(vertex_parser)
+    add_custom_job_options(vertex_parser, identity=False)  # --service-account, --network: above
     vertex_parser.set_defaults(handler=run_vertex)
 
     kfp_parser = backends.add_parser(
@@ -156,11 +159,13 @@ def add_submit_parser(commands: argparse._SubParsersAction) -> None:
     kfp_parser.set_defaults(handler=run_kfp)
 
 
-def _checked_params(args: argparse.Namespace, target: str, problems: list[str]) -> dict[str, Any]:
+def _checked_params(
+    args: argparse.Namespace, target: str, problems: list[str], region: str = ""
+) -> dict[str, Any]:
     """The given parameters, typed; raises every problem (with the options' ones) at once."""
     given = given_params(args.param)
     typed, param_problems = typed_values(given, compiled_defaults())
-    problems = [*param_problems, *problems, *build_problems(args, target)]
+    problems = [*param_problems, *problems, *build_problems(args, target, region)]
     if problems:
         raise ConfigError.from_problems(problems)
     return {name: value for name, value in typed.items() if name in given}
@@ -173,6 +178,7 @@ def _compile_for(target: str, args: argparse.Namespace, folder: Path) -> Path:
         gpu_from_args(args),
         train_retries=args.train_retries,
         image=args.image,
+        spot=spot_from_args(args),
     )
 
 
@@ -191,7 +197,9 @@ def run_vertex(args: argparse.Namespace) -> int:
         network=args.network,
         experiment=args.experiment,
     )
-    submission.parameter_values = _checked_params(args, "vertex", submission.problems())
+    submission.parameter_values = _checked_params(
+        args, "vertex", submission.problems(), args.region
+    )
     with tempfile.TemporaryDirectory() as folder:
         submission.template_path = _compile_for("vertex", args, Path(folder))
         if args.schedule:
@@ -218,6 +226,8 @@ def run_kfp(args: argparse.Namespace) -> int:
     )
     submission.parameter_values = _checked_params(args, "kfp", submission.problems())
     if warning := submission.mirror_warning():
+        if args.spot:  # spot nodes are preempted: without a mirror every retry starts over
+            raise ConfigError(f"--spot needs a checkpoint mirror: {warning}")
         print(f"warning: {warning}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
         submission.package_path = _compile_for("kfp", args, Path(folder))

@@ -15,13 +15,12 @@ import os
 import time
 from pathlib import Path
 
+from src.common import runtime_env
 from src.gan.training.checkpoint_mirror import CheckpointMirror
 from src.gan.watching.progress_frames import FOLDER as FRAMES
 from src.gan.watching.tensorboard_log import FOLDER as BOARD
 
 log = logging.getLogger(__name__)
-VERTEX_LOG_DIR = "AIP_TENSORBOARD_LOG_DIR"  # set by Vertex AI when a TensorBoard is attached
-VERTEX_TENSORBOARD = "LWGAN_TENSORBOARD"  # the resource name, set by the spot compile
 MIN_SECONDS = 60.0
 
 
@@ -35,8 +34,10 @@ class LiveSync:
         self.targets: list[tuple[CheckpointMirror, str, str]] = []  # mirror, local folder, prefix
         if mirror is not None:
             self.targets += [(mirror, BOARD, BOARD), (mirror, FRAMES, FRAMES)]
-        if os.environ.get(VERTEX_LOG_DIR):
-            self.targets.append((CheckpointMirror(os.environ[VERTEX_LOG_DIR]), BOARD, ""))
+        if os.environ.get(runtime_env.VERTEX_LOG_DIR):
+            self.targets.append(
+                (CheckpointMirror(os.environ[runtime_env.VERTEX_LOG_DIR]), BOARD, "")
+            )
         self._sent: dict[tuple[int, str], int] = {}
         self._last: float | None = None
 
@@ -45,9 +46,10 @@ class LiveSync:
         for mirror, folder, prefix in self.targets:
             if folder == BOARD:
                 log.info("watch it live: tensorboard --logdir %s", mirror.location(prefix))
-        if os.environ.get(VERTEX_TENSORBOARD):
+        if os.environ.get(runtime_env.TENSORBOARD):
             log.info(
-                "Vertex AI TensorBoard: %s", vertex_console_link(os.environ[VERTEX_TENSORBOARD])
+                "Vertex AI TensorBoard: %s",
+                vertex_console_link(os.environ[runtime_env.TENSORBOARD]),
             )
 
     def due(self, now: float | None = None) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from src.common.rate import MovingRate
+from src.common.stale_files import remove_stale_temporaries
 from src.gan import random_state
 from src.gan.config import TrainConfig
 from src.gan.images import dataset_identity, load_images
@@ -47,6 +48,7 @@ from src.gan.training.settings import check_config
 from src.gan.training.step import GanStep, NonFiniteLoss, StepLosses
 from src.gan.training.stopping import Preempted, StopRequests
 from src.gan.watching.record import TrainingRecord
+from src.gan.watching.tensorboard_log import FOLDER as BOARD
 from src.params import checks, rules
 
 log = logging.getLogger(__name__)
@@ -140,9 +142,13 @@ def train_gan(
     check_config(config)
     torch_device = pick_device(device)
     launch = plan_launch(torch_device, world_size)  # counts GPUs; opens no CUDA context
+    _remove_what_killed_writers_left(model_dir, checkpoint_root)
     source = str(model_dir / CHECKPOINT_NAME)
-    if checkpoint_root and CheckpointMirror(checkpoint_root).fetch(model_dir, CHECKPOINT_NAME):
-        source = f"{checkpoint_root.rstrip('/')}/{CHECKPOINT_NAME}"
+    if checkpoint_root:
+        mirror = CheckpointMirror(checkpoint_root)
+        if mirror.fetch(model_dir, CHECKPOINT_NAME):
+            source = mirror.location(CHECKPOINT_NAME)
+            mirror.fetch_folder(model_dir, BOARD)  # the curves so far, continued, not replayed
     args = (
         data_dir,
         model_dir,
@@ -151,7 +157,20 @@ def train_gan(
         checkpoint_root,
         source,
     )
-    return run_launch(launch, torch_device, _train_process, *args)
+    with StopRequests():  # while ranks finish a requested stop, this process waits for them
+        return run_launch(launch, torch_device, _train_process, *args)
+
+
+def _remove_what_killed_writers_left(model_dir: Path, checkpoint_root: str) -> None:
+    """Half-written checkpoints of earlier, killed attempts (nothing of this run writes yet)."""
+    folders = [model_dir] + ([Path(checkpoint_root)] if checkpoint_root.startswith("/") else [])
+    removed = [
+        path
+        for folder in folders
+        for path in remove_stale_temporaries(folder, recursive=True, include_own=True)
+    ]
+    if removed:
+        log.info("removed %d temporary files that killed writers left", len(removed))
 
 
 def _train_process(

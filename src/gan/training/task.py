@@ -3,12 +3,15 @@ metrics and training page out (src/components/train_gan.py only adapts artifacts
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from src.common import runtime_env
+from src.common.errors import ConfigError
 from src.gan.config import TrainConfig
 from src.gan.training.checkpoint_mirror import report_mirror
 from src.gan.training.loop import TrainResult, train_gan
@@ -51,6 +54,7 @@ def train_task(
     values = {name: value for name, value in params.items() if name in CONFIG_FIELDS}
     config = config_from_params(**values, log_every=max(1, min(100, params["steps"] // 20)))
     mirror = params["checkpoint_root"] or (model_uri if model_uri.startswith("gs://") else "")
+    require_mirror_on_spot(mirror, model_uri)
     report_mirror(mirror, model_uri)
     result = train_gan(
         images_dir,
@@ -70,6 +74,17 @@ def train_task(
     }
     page = training_report_html(result.history, result.frames, summary)
     return TaskOutputs(metadata, training_metrics(result, mirror), page)
+
+
+def require_mirror_on_spot(mirror: str, model_uri: str) -> None:
+    """On spot capacity (the compiled spot pipeline says so) a run without a mirror is refused."""
+    if os.environ.get(runtime_env.SPOT) and not mirror.startswith("gs://"):
+        raise ConfigError(
+            f"this train task runs on spot capacity, which preempts it, but its checkpoints have "
+            f"nowhere to survive: the model artifact is at {model_uri} (not gs://) and "
+            f"checkpoint_root is {mirror or 'empty'}. Set checkpoint_root=gs://BUCKET/FOLDER, "
+            "or run with a gs:// pipeline root"
+        )
 
 
 def training_metrics(result: TrainResult, mirror: str) -> dict[str, float]:
