@@ -199,6 +199,7 @@ TRAIN_INPUTS = (
     "amp",
     "train_processes",
     "checkpoint_root",
+    "resume_from",
 )
 
 

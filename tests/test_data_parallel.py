@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from src.common.errors import ConfigError
+from src.common.net import free_port
 from src.gan.model_folder import load_checkpoint
 from src.gan.training.image_bank import ImageBank
 from src.gan.training.loop import train_gan
@@ -15,6 +20,8 @@ from src.gan.training.ranks import Launch, Ranks, run_launch
 from tests.conftest import SMOKE
 from tests.support.datasets import cleansed_images
 from tests.support.rank_gradients import half_batch_gradients
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_each_rank_takes_a_disjoint_share_of_every_epoch():
@@ -44,13 +51,31 @@ def test_averaged_gradients_equal_the_full_batch_gradient():
     assert result["flagged"] is True  # rank 1's failure reaches rank 0
 
 
-def test_two_processes_train_in_step_and_resume_exactly(cleansed_sample, tmp_path):
+def test_two_processes_train_in_step_and_resume_exactly_whoever_started_them(
+    cleansed_sample, tmp_path
+):
+    # Given a 4-step run of two processes, and the same run whose first 2 steps torchrun
+    # started (RANK/LOCAL_RANK/WORLD_SIZE per process) and whose last 2 the project's launcher did
     config = replace(SMOKE, steps=4, save_every=2)
     straight = train_gan(cleansed_sample, tmp_path / "straight", config, device="cpu", world_size=2)
-    train_gan(cleansed_sample, tmp_path / "resumed", replace(config, steps=2), world_size=2)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port())]
+    command += [
+        "tests/support/train_entry.py",
+        str(cleansed_sample),
+        str(tmp_path / "resumed"),
+        "2",
+    ]
+    launched = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    first_half = load_checkpoint(tmp_path / "resumed")
     resumed = train_gan(cleansed_sample, tmp_path / "resumed", config, world_size=2)
     train_gan(cleansed_sample, tmp_path / "single", config, world_size=1)
-
+    # Then torchrun's processes were ranks of one job, and the resumed run equals the straight one
+    assert (first_half["world_size"], first_half["step"]) == (2, 2)
     assert (straight.world_size, straight.end_step, resumed.start_step) == (2, 4, 2)
     saved = load_checkpoint(tmp_path / "straight")
     assert saved["world_size"] == 2 and len(saved["other_ranks"]) == 1
@@ -58,6 +83,7 @@ def test_two_processes_train_in_step_and_resume_exactly(cleansed_sample, tmp_pat
     a, b = saved["gan"], load_checkpoint(tmp_path / "resumed")["gan"]
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert straight.final_d_loss == resumed.final_d_loss
+    # and two processes train differently from one
     one = load_checkpoint(tmp_path / "single")["gan"]
     assert not torch.equal(a["G.initial_conv.0.weight"], one["G.initial_conv.0.weight"])
     assert (tmp_path / "straight" / "upstream" / "models").is_dir()

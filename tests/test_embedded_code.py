@@ -128,7 +128,9 @@ def test_stripping_keeps_code_and_line_numbers():
     assert "#" not in "".join(line.split("'")[0].split('"')[0] for line in stripped.splitlines())
 
 
-MAX_FILE_BYTES = 100_000
+# Issue 18 allowed up to 128 KB once the GPU, reliability and spot fixes could not fit in 100 KB
+# by design alone (the note says what was tried); 120 KB leaves the rest as a margin.
+MAX_FILE_BYTES = 120_000
 MAX_ARGUMENT_BYTES = 32 * 1024
 
 

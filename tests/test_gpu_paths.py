@@ -3,9 +3,7 @@ checkpoint, a non-CPU device, torchrun's environment, shared host memory, the me
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,11 +13,11 @@ import torch
 
 from src.common.errors import ConfigError
 from src.common.image_array_writer import ArrayWriter
-from src.common.net import free_port
 from src.gan import random_state
+from src.gan.config import TrainConfig
 from src.gan.model_folder import CHECKPOINT_NAME, load_checkpoint
 from src.gan.networks.build import build_gan
-from src.gan.training import loop
+from src.gan.training import loop, memory
 from src.gan.training import ranks as ranks_module
 from src.gan.training.memory import check_device_memory
 from src.gan.training.ranks import SINGLE, Launch, plan_launch, run_launch
@@ -95,27 +93,6 @@ def forbidden(name: str):
     return call
 
 
-def test_torchrun_processes_train_as_ranks_of_one_job(cleansed_sample, tmp_path):
-    # Given the same 2-process run launched by torchrun and by the project itself
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port())]
-    command += [
-        "tests/support/train_entry.py",
-        str(cleansed_sample),
-        str(tmp_path / "torchrun"),
-        "2",
-    ]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    config = replace(SMOKE, steps=2, save_every=2)
-    loop.train_gan(cleansed_sample, tmp_path / "spawned", config, device="cpu", world_size=2)
-    # Then torchrun's processes formed one job of two ranks and trained the same weights
-    a, b = load_checkpoint(tmp_path / "torchrun"), load_checkpoint(tmp_path / "spawned")
-    assert a["world_size"] == 2 and len(a["other_ranks"]) == 1
-    assert all(torch.equal(a["gan"][key], b["gan"][key]) for key in a["gan"])
-
-
 def gpu_written_copy(source: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`source`'s checkpoint as 8 GPUs would write it: CUDA storage locations, a CUDA random
     state per GPU (torch.save records each tensor's device; the bytes are the same)."""
@@ -150,8 +127,9 @@ def test_the_real_resume_path_places_a_checkpoint_on_a_non_cpu_device(
     # Given a checkpoint, resumed by the training process's own preparation for the meta device
     meta = torch.device("meta")
     source = str(trained_model / CHECKPOINT_NAME)
-    run, saved = loop._prepare(SINGLE, meta, cleansed_sample, trained_model, SMOKE, "", source)
-    step = loop._resume(run, saved, source)
+    job = loop._Job(cleansed_sample, trained_model, SMOKE, "", source)
+    run, saved, fine_tune = loop._prepare(SINGLE, meta, job)
+    step = loop._resume(run, saved, job, fine_tune)
     # Then weights and Adam's moments moved to that device, while what must stay on the CPU did
     assert step == saved["step"]
     assert {p.device for p in run.gan.parameters()} == {meta}
@@ -201,3 +179,32 @@ def test_training_processes_share_one_host_copy_of_the_images(tmp_path):
     growth = run_launch(Launch("cpu", 2, 2), torch.device("cpu"), bank_anonymous_growth, tmp_path)
     # Then the first process holds no private copy (the memory map is shared)
     assert growth < rows.nbytes / 10, f"{growth / 1e6:.1f} MB of private memory"
+
+
+def test_a_cpu_step_that_will_not_fit_is_refused_with_the_sizes_and_the_batch_that_fits(
+    monkeypatch,
+):
+    # 1024 px at batch 10 on a CPU: the issue's run passed 8 GB in its second step
+    monkeypatch.setattr(memory, "available_host_bytes", lambda: 6e9)
+    config = TrainConfig(image_size=1024, batch_size=10, fmap_max=32, latent_dim=64)
+    gan = build_gan(replace(SMOKE), torch.device("cpu"))
+    with pytest.raises(ConfigError) as refused:
+        memory.check_host_memory(config, gan, torch.device("cpu"))
+    message = str(refused.value)
+    assert re.search(
+        r"at 1024 px with batch_size=10 needs about \d+\.\d GB \(\d\.\d\d GB an image\)", message
+    )
+    assert "this process may use 6.0 GB: lower batch_size to" in message
+    fits = int(re.search(r"lower batch_size to (\d+)", message).group(1))
+    memory.check_host_memory(
+        replace(config, batch_size=max(1, fits * 8 // 10)), gan, torch.device("cpu")
+    )
+
+
+def test_training_that_cannot_fit_stops_before_its_first_step(
+    cleansed_sample, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(memory, "available_host_bytes", lambda: 50e6)
+    with pytest.raises(ConfigError, match="lower image_size or fmap_max, or train on a GPU"):
+        loop.train_gan(cleansed_sample, tmp_path / "m", SMOKE)
+    assert not (tmp_path / "m" / CHECKPOINT_NAME).exists()

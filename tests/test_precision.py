@@ -3,6 +3,7 @@ NaN restarts; the choice for GPUs is made by compute capability (patched here)."
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -66,11 +67,16 @@ def test_on_a_cpu_auto_is_full_precision_and_both_half_precisions_are_real_optio
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_half_precision_training_resumes_exactly(cleansed_sample, tmp_path, amp, caplog):
-    # Given a run of 2 steps and the same run stopped after 1 and resumed, both in `amp`
+    # Given a run of 2 steps and a copy of its step-1 checkpoint resumed, both in `amp`
     caplog.set_level("INFO")
     config = replace(SMOKE, steps=2, save_every=1, amp=amp)
-    straight = train_gan(cleansed_sample, tmp_path / "straight", config)
-    train_gan(cleansed_sample, tmp_path / "resumed", replace(config, steps=1))
+    (tmp_path / "resumed").mkdir()
+
+    def keep_step_1(done: int, losses) -> None:  # before step 2 is saved, step 1's is on disk
+        if done == 2:
+            shutil.copy(tmp_path / "straight" / "checkpoint.pt", tmp_path / "resumed")
+
+    straight = train_gan(cleansed_sample, tmp_path / "straight", config, on_step=keep_step_1)
     resumed = train_gan(cleansed_sample, tmp_path / "resumed", config)
     # Then both trained in that precision, said so, and ended with the same weights and scalers
     assert (straight.amp, resumed.amp, resumed.start_step) == (amp, amp, 1)

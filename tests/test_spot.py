@@ -14,14 +14,12 @@ from src.build.accelerators import GPUS
 from src.cli.main import main
 from src.common import runtime_env
 from src.pipeline import COMPILED_FILES, compile_all
+from tests.test_embedded_code import MAX_FILE_BYTES
 from tests.test_submit_kfp import submit as submit_kfp
 from tests.test_submit_vertex import BASE, SOURCE
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = "projects/my-project/locations/us-central1/tensorboards/4242"
-MAX_FILE_BYTES = (
-    128_000  # the budget issue 18 allows (tests/test_embedded_code.py holds the plain files)
-)
 
 
 def documents(path: Path) -> list[dict]:

@@ -197,3 +197,46 @@ def test_a_checkpoint_root_reused_on_other_images_is_refused_before_training(
     assert "(96 images of 32x32x3" in message and "(20 images of 32x32x3" in message
     assert "use a fresh checkpoint_root" in message
     assert not (tmp_path / "b" / "progress").exists()  # nothing was trained
+
+
+def test_resume_from_fine_tunes_a_trained_model_on_other_images(cleansed_sample, tmp_path, caplog):
+    from src.backends.sample import SAMPLE_DIR
+    from src.data.cleanse import CleanseSettings, cleanse_folder
+
+    # Given a model trained on the sample, and a smaller set of other images
+    train_gan(cleansed_sample, tmp_path / "a", replace(SMOKE, steps=2))
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for path in sorted(SAMPLE_DIR.glob("digit_0[0-1]*.png")):
+        shutil.copy(path, subset / path.name)
+    other = tmp_path / "other"
+    cleanse_folder(subset, other, CleanseSettings(image_size=32, workers=1))
+    # When a new run on them starts from that model's checkpoint, as a choice
+    caplog.set_level("INFO")
+    start = str(tmp_path / "a" / "checkpoint.pt")
+    result = train_gan(other, tmp_path / "b", replace(SMOKE, steps=3), resume_from=start)
+    # Then it continues the model's weights and steps, now bound to the new images
+    assert (result.start_step, result.end_step) == (2, 3)
+    assert "fine-tuning the model of" in caplog.text and "(20 images of 32x32x3" in caplog.text
+    saved = load_checkpoint(tmp_path / "b")
+    assert saved["data"]["shape"][0] == 20
+    # and a second attempt of that run resumes its own checkpoint, not the starting one
+    again = train_gan(other, tmp_path / "b", replace(SMOKE, steps=3), resume_from=start)
+    assert again.start_step == 3
+
+
+def test_a_retry_with_nothing_left_to_train_still_fills_its_new_model_folder(
+    cleansed_sample, tmp_path
+):
+    # Given a finished run whose checkpoint is in its mirror
+    root = str(tmp_path / "ck")
+    train_gan(cleansed_sample, tmp_path / "first", replace(SMOKE, steps=2), checkpoint_root=root)
+    # When a retry starts in an empty folder with no steps left
+    result = train_gan(
+        cleansed_sample, tmp_path / "retry", replace(SMOKE, steps=2), checkpoint_root=root
+    )
+    # Then the folder holds what the generate step reads, as after training
+    assert (result.start_step, result.end_step) == (2, 2)
+    assert {"checkpoint.pt", "model_config.json", "upstream"} <= {
+        p.name for p in (tmp_path / "retry").iterdir()
+    }

@@ -35,6 +35,7 @@ def download_images(
     train_processes: int,
     fid_weights_uri: str,
     checkpoint_root: str,
+    resume_from: str,
     max_objects: int = 200_000,
     max_bytes: int = 50 * 1024**3,
     max_member_bytes: int = 512 * 1024**2,

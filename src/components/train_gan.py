@@ -32,6 +32,7 @@ def train_gan(
     amp: str,
     train_processes: int,
     checkpoint_root: str,
+    resume_from: str,
 ):
     """Trains lightweight-gan's networks; resumes from a checkpoint in `model` on retry.
 

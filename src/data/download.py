@@ -171,6 +171,10 @@ def check_parameters(values: dict[str, Any], client=None) -> None:
 
 
 def _object_problem(name: str, uri: str, client) -> list[str]:
+    if uri.startswith("/"):  # a file on this machine (local runs)
+        if os.access(uri, os.R_OK) and Path(uri).is_file():
+            return []
+        return [f"{name}={uri!r}: no such readable file: correct the path, or leave {name} empty"]
     bucket_name, object_name = parse_gcs_uri(uri, name)
     try:
         client = client or _default_client()

@@ -71,6 +71,7 @@ PARAMS: tuple[Param, ...] = (
     Param("train_processes", int, 0, checks.at_least("train_processes", 0, "0 (one per GPU) or a positive count")),
     Param("fid_weights_uri", str, "", uri_checks.fid_weights_problem, names_object=True),
     Param("checkpoint_root", str, "", uri_checks.checkpoint_root_problem),
+    Param("resume_from", str, "", uri_checks.resume_from_problem, names_object=True),
 )  # fmt: skip
 
 BY_NAME: dict[str, Param] = {param.name: param for param in PARAMS}

@@ -29,3 +29,15 @@ def checkpoint_root_problem(value: str) -> str | None:
         f"checkpoint_root={value!r}: pass a gs://BUCKET/FOLDER (or an absolute path) for this "
         "run's checkpoints, or leave it empty to keep them beside the model artifact"
     )
+
+
+def resume_from_problem(value: str) -> str | None:
+    if not value:
+        return None
+    named = value.startswith("/") or not gcs_uri_problem(value, "resume_from")
+    if named and value.endswith("/checkpoint.pt"):
+        return None
+    return (
+        f"resume_from={value!r}: pass the checkpoint.pt of a trained model folder, "
+        "gs://BUCKET/.../checkpoint.pt or /path/.../checkpoint.pt, or leave it empty"
+    )

@@ -9,6 +9,7 @@ retried task finds them), and recovery from non-finite losses.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,18 +23,19 @@ from src.common.stale_files import remove_stale_temporaries
 from src.gan import random_state
 from src.gan.config import TrainConfig
 from src.gan.images import dataset_identity, load_images
-from src.gan.model_folder import CHECKPOINT_NAME, load_checkpoint
+from src.gan.model_folder import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from src.gan.networks.build import build_gan, pick_device
 from src.gan.training.checkpoint_mirror import CheckpointMirror
 from src.gan.training.checkpoints import (
     check_compatible,
     check_same_data,
+    describe_data,
     export_upstream,
     save_checkpoint,
 )
 from src.gan.training.image_bank import ImageBank
 from src.gan.training.live_sync import LiveSync
-from src.gan.training.memory import check_device_memory
+from src.gan.training.memory import check_device_memory, check_host_memory
 from src.gan.training.precision import Precision, choose_amp, flush_denormals
 from src.gan.training.ranks import (
     Ranks,
@@ -129,6 +131,7 @@ def train_gan(
     world_size: int | None = None,
     on_step: OnStep | None = None,
     checkpoint_root: str = "",
+    resume_from: str = "",
 ) -> TrainResult:
     """Trains until `config.steps`, resuming from `model_dir/checkpoint.pt` when present.
 
@@ -137,7 +140,8 @@ def train_gan(
     RANK/WORLD_SIZE); each takes `config.batch_size` images per micro-batch. With
     `checkpoint_root` (gs://... or a folder), every checkpoint is also copied there,
     and an empty `model_dir` first fetches the copy: a retried or resumed attempt
-    continues where the last one saved.
+    continues where the last one saved. With neither, `resume_from` (a checkpoint.pt,
+    gs:// or a path) fine-tunes that model on `data_dir` instead of starting afresh.
     """
     check_config(config)
     torch_device = pick_device(device)
@@ -149,16 +153,40 @@ def train_gan(
         if mirror.fetch(model_dir, CHECKPOINT_NAME):
             source = mirror.location(CHECKPOINT_NAME)
             mirror.fetch_folder(model_dir, BOARD)  # the curves so far, continued, not replayed
-    args = (
-        data_dir,
-        model_dir,
-        config,
-        None if launch.spawns else on_step,
-        checkpoint_root,
-        source,
-    )
-    with StopRequests():  # while ranks finish a requested stop, this process waits for them
-        return run_launch(launch, torch_device, _train_process, *args)
+    with tempfile.TemporaryDirectory(prefix="resume-from-") as folder:
+        start = _fetch_start(resume_from, model_dir, Path(folder))
+        job = _Job(data_dir, model_dir, config, checkpoint_root, source, start, resume_from)
+        on_step = None if launch.spawns else on_step
+        with StopRequests():  # while ranks finish a requested stop, this process waits for them
+            return run_launch(launch, torch_device, _train_process, job, on_step)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every training process gets: where the data and model are, how to train, and
+    where a run without a checkpoint of its own starts (`start`: a fetched resume_from)."""
+
+    data_dir: Path
+    model_dir: Path
+    config: TrainConfig
+    checkpoint_root: str
+    source: str
+    start: Path | None = None
+    resume_from: str = ""
+
+
+def _fetch_start(resume_from: str, model_dir: Path, folder: Path) -> Path | None:
+    """A local copy of `resume_from`'s checkpoint, when this run has none of its own."""
+    if not resume_from or (model_dir / CHECKPOINT_NAME).exists():
+        return None
+    parent, name = resume_from.rstrip("/").rsplit("/", 1)
+    if not CheckpointMirror(parent).fetch(folder, name, quiet=True):
+        raise CheckpointError(
+            f"resume_from={resume_from!r}: no checkpoint there: correct it or leave it empty"
+        )
+    if name != CHECKPOINT_NAME:
+        (folder / name).rename(folder / CHECKPOINT_NAME)
+    return folder
 
 
 def _remove_what_killed_writers_left(model_dir: Path, checkpoint_root: str) -> None:
@@ -174,22 +202,16 @@ def _remove_what_killed_writers_left(model_dir: Path, checkpoint_root: str) -> N
 
 
 def _train_process(
-    ranks: Ranks,
-    device: torch.device,
-    data_dir: Path,
-    model_dir: Path,
-    config: TrainConfig,
-    on_step: OnStep | None,
-    checkpoint_root: str,
-    source: str,
+    ranks: Ranks, device: torch.device, job: _Job, on_step: OnStep | None
 ) -> TrainResult:
     """One training process: rank 0 logs, checkpoints and exports; all ranks step together."""
     if not ranks.is_main:
         logging.getLogger("src").setLevel(logging.WARNING)
+    config, model_dir = job.config, job.model_dir
     with StopRequests() as stop:
-        run, saved = _prepare(ranks, device, data_dir, model_dir, config, checkpoint_root, source)
+        run, saved, fine_tune = _prepare(ranks, device, job)
         run.stop = stop
-        start_step = _resume(run, saved, source)
+        start_step = _resume(run, saved, job, fine_tune)
         run.record.start(saved, start_step)
         if saved is None:
             _save(run, 0)
@@ -200,6 +222,8 @@ def _train_process(
         try:
             with flush_denormals(device):
                 step, last, nan_restarts = _train_loop(run, start_step, started, on_step)
+            if run.saved_step != step:  # nothing left to train: this folder still gets its files
+                _save(run, step)
         finally:
             _close_record(run)
     seconds = time.monotonic() - started
@@ -210,55 +234,76 @@ def _train_process(
 
 
 def _prepare(
-    ranks: Ranks,
-    device: torch.device,
-    data_dir: Path,
-    model_dir: Path,
-    config: TrainConfig,
-    checkpoint_root: str,
-    source: str,
-) -> tuple[_Run, dict[str, Any] | None]:
-    """Checks the data, the checkpoint and the memory, then builds this process's parts."""
+    ranks: Ranks, device: torch.device, job: _Job
+) -> tuple[_Run, dict[str, Any] | None, bool]:
+    """Checks the data, the checkpoint and the memory, then builds this process's parts.
+
+    Returns the parts, the checkpoint to resume (or fine-tune) from, and whether it
+    is a fine-tuning start (resume_from) rather than this run's own checkpoint.
+    """
+    config, model_dir, source = job.config, job.model_dir, job.source
     precision = Precision(choose_amp(config.amp, device), device)
-    images = load_images(data_dir, config.channels, config.image_size)
+    images = load_images(job.data_dir, config.channels, config.image_size)
     per_process = len(images) // ranks.world_size
     checks.require(rules.enough_images_problem(per_process, config.batch_size, ranks.world_size))
-    data = dataset_identity(data_dir, images)
-    saved = load_checkpoint(model_dir)
+    data = dataset_identity(job.data_dir, images)
+    saved, fine_tune = load_checkpoint(model_dir), False
+    if saved is None and job.start is not None:
+        saved, fine_tune, source = load_checkpoint(job.start), True, job.resume_from
     if saved is not None:
         check_compatible(saved, config, source)
-        check_same_data(saved, data, source)
+        if not fine_tune:
+            check_same_data(saved, data, source)
     random_state.seed_all(config.seed)
     gan = build_gan(config, device)
     broadcast_parameters(gan, ranks)
     check_device_memory(images.nbytes, gan, device)
+    check_host_memory(config, gan, device, ranks.world_size)
     bank = ImageBank(images, config.channels, config.seed, device, ranks)
     aug_prob = config.aug_probability(len(bank))
     if ranks.rank > 0:  # rank 0 keeps the single-process streams
         random_state.seed_process(config.seed, ranks.rank, step=0, attempt=0)
     record = TrainingRecord(model_dir, config.seed, config.latent_dim, aug_prob, ranks.is_main)
-    mirror = CheckpointMirror(checkpoint_root) if checkpoint_root and ranks.is_main else None
+    root = job.checkpoint_root
+    mirror = CheckpointMirror(root) if root and ranks.is_main else None
     live = LiveSync(model_dir, mirror) if ranks.is_main else None
     step = GanStep(gan, bank, config, precision, aug_prob, ranks)
-    return _Run(ranks, config, model_dir, step, record, data, mirror, live), saved
+    return _Run(ranks, config, model_dir, step, record, data, mirror, live), saved, fine_tune
 
 
-def _resume(run: _Run, saved: dict[str, Any] | None, source: str) -> int:
-    """The step to start from: 0, or the checkpoint's step with its whole state restored."""
+def _resume(run: _Run, saved: dict[str, Any] | None, job: _Job, fine_tune: bool) -> int:
+    """The step to start from: 0, or the checkpoint's step with its whole state restored.
+
+    Fine-tuning takes the weights, optimizers and scalers; the data order and random
+    streams start afresh, for other images.
+    """
     if saved is None:
         return 0
-    _restore(run, saved)
-    log.info("resuming from step %d (checkpoint %s)", saved["step"], source)
+    if not fine_tune:
+        _restore(run, saved)
+        log.info("resuming from step %d (checkpoint %s)", saved["step"], job.source)
+        return int(saved["step"])
+    _restore_model(run, saved)
+    trained_on = describe_data(saved["data"]) if saved.get("data") else "unrecorded images"
+    log.info(
+        "fine-tuning the model of %s (step %d, trained on %s) on %s",
+        job.resume_from, saved["step"], trained_on, describe_data(run.data),
+    )  # fmt: skip
     return int(saved["step"])
 
 
-def _restore(run: _Run, saved: dict[str, Any], keep_precision: bool = False) -> None:
-    """Weights, optimizers, scalers (unless kept), data order and random streams from `saved`."""
+def _restore_model(run: _Run, saved: dict[str, Any], keep_precision: bool = False) -> None:
+    """Weights, optimizers and (unless kept) the scalers from `saved`."""
     run.gan.load_state_dict(saved["gan"])
     run.gan.G_opt.load_state_dict(saved["G_opt"])
     run.gan.D_opt.load_state_dict(saved["D_opt"])
     if not keep_precision:
         run.step.precision.load_state_dict(saved)
+
+
+def _restore(run: _Run, saved: dict[str, Any], keep_precision: bool = False) -> None:
+    """The model (`_restore_model`), then the data order and random streams from `saved`."""
+    _restore_model(run, saved, keep_precision)
     rank, bank = run.ranks.rank, run.step.bank
     if saved.get("world_size", 1) == run.ranks.world_size:
         own = saved if rank == 0 else saved["other_ranks"][rank - 1]

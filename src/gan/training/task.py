@@ -62,6 +62,7 @@ def train_task(
         config,
         world_size=params["train_processes"] or None,
         checkpoint_root=mirror,
+        resume_from=params["resume_from"],
     )
     summary = result.as_dict()
     metadata = {

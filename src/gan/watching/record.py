@@ -115,7 +115,7 @@ class TrainingRecord:
     def flush(self) -> None:
         """Writes buffered TensorBoard events to their files."""
         if self.board is not None:
-            self.board.writer.flush()
+            self.board.flush()
 
     def finish(self) -> None:
         if self.is_main and self.frames:

@@ -9,6 +9,7 @@ will redo.
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +27,40 @@ SCALARS = {
 
 
 class TensorBoardLog:
-    """Writes on the main training process only; every call is cheap and buffered."""
+    """Writes on the main training process only, synchronously: after `flush` the file holds
+    every event so far (tensorboardX's SummaryWriter queues events for a thread of its own,
+    and its flush does not wait for the queue, so a copy of the file could miss them)."""
 
     def __init__(self, model_dir: Path, start_step: int) -> None:
-        from tensorboardX import SummaryWriter  # imported here: only training needs it
+        from tensorboardX.event_file_writer import EventsWriter  # only training needs it
 
         folder = model_dir / FOLDER
         fresh = not folder.is_dir() or not any(folder.iterdir())
+        folder.mkdir(parents=True, exist_ok=True)
         self.needs_replay = fresh and start_step > 0
-        self.writer = SummaryWriter(str(folder), purge_step=None if fresh else start_step)
+        self.events = EventsWriter(str(folder / "events"))
+        if not fresh:  # TensorBoard drops what earlier files hold from this step on
+            self._write(
+                start_step, session_log=_proto().SessionLog(status=_proto().SessionLog.START)
+            )
+
+    def _write(self, step: int, **fields) -> None:
+        self.events.write_event(_proto().Event(wall_time=time.time(), step=step, **fields))
 
     def scalars(self, row: dict[str, float]) -> None:
+        from tensorboardX.summary import scalar
+
         for key, tag in SCALARS.items():
             if row.get(key) is not None:
-                self.writer.add_scalar(tag, row[key], int(row["step"]))
+                self._write(int(row["step"]), summary=scalar(tag, row[key]))
 
     def frame(self, frame: dict) -> None:
-        with Image.open(io.BytesIO(frame["png"])) as image:
-            array = np.asarray(image.convert("RGB"))
-        self.writer.add_image("samples/fixed_latents", array, frame["step"], dataformats="HWC")
+        from tensorboardX.summary import image
+
+        with Image.open(io.BytesIO(frame["png"])) as picture:
+            array = np.asarray(picture.convert("RGB"))
+        summary = image("samples/fixed_latents", array, dataformats="HWC")
+        self._write(frame["step"], summary=summary)
 
     def replay(self, history: list[dict], frames: list[dict]) -> None:
         """What a checkpoint remembers, for a folder that lost the earlier event files."""
@@ -53,5 +69,14 @@ class TensorBoardLog:
         for frame in frames:
             self.frame(frame)
 
+    def flush(self) -> None:
+        self.events.flush()
+
     def close(self) -> None:
-        self.writer.close()
+        self.events.close()
+
+
+def _proto():
+    from tensorboardX.proto import event_pb2
+
+    return event_pb2
