@@ -80,7 +80,7 @@ def chart_svg(
         f'<text x="{LEFT}" y="16" font-weight="bold">{html.escape(title)}'
         f"{': ' + names if names else ''}</text>"
         f'<text transform="translate(12,{middle}) rotate(-90)" text-anchor="middle">{measure}</text>'
-        f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 2}" text-anchor="middle">'
+        f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 5}" text-anchor="middle">'
         "training step</text>"
     ]
     for y in ticks(y0, y1):
@@ -91,7 +91,7 @@ def chart_svg(
         )
     for x in ticks(x0, x1):
         px, _ = xy(x, y0).split(",")
-        parts.append(f'<text x="{px}" y="{HEIGHT - 18}" text-anchor="middle">{x:g}</text>')
+        parts.append(f'<text x="{px}" y="{HEIGHT - 20}" text-anchor="middle">{x:g}</text>')
     for key, (_, colour) in series.items():
         if not lines[key]:
             continue
@@ -122,14 +122,15 @@ def progress_html(frames: list[dict[str, Any]]) -> str:
         return "<p>No progress frames.</p>"
     latest = frames[-1]
     with Image.open(io.BytesIO(latest["png"])) as image:
-        width = image.width * max(1, FRAME_WIDTH // image.width)
+        native = image.width
+    width = native * max(1, FRAME_WIDTH // native)
     strip = "".join(
         _figure(_data_uri("webp", thumbnail(f["png"], 128)), 96, f"step {f['step']}")
         for f in shown(frames)
     )
     still = _figure(_data_uri("png", latest["png"]), width, f"step {latest['step']} (latest)")
     steps = f"steps {frames[0]['step']} to {latest['step']}, looping"
-    moving = _figure(_data_uri("webp", animation(frames)), width, steps)
+    moving = _figure(_data_uri("webp", animation(frames, native)), width, steps)
     return f"<h3>Samples from fixed latents</h3>{still}{moving}<div>{strip}</div>"
 
 
