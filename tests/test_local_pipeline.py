@@ -10,9 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from src.backends.local import LocalRunOptions, read_task_outputs, run_locally
+from src.backends.local import LocalRunOptions, LocalRunSummary, read_task_outputs, run_locally
+from src.backends.run_folder import RunFolder
 from src.backends.sample import SAMPLE_DIR
 from src.cli.main import main
+from src.params.schema import local_defaults
 
 SMOKE_PARAMS = {"latent_dim": "32", "fmap_max": "16", "save_every": "1"}
 
@@ -118,3 +120,56 @@ def test_changed_bucket_is_downloaded_afresh_by_the_next_run(emulator, fresh_buc
     assert first.steps["download-images"]["object_count"] == 6
     assert second.steps["download-images"]["object_count"] == 8
     assert second.steps["cleanse-images"]["metrics"]["kept"] == 8
+
+
+def finished_steps(work_seconds: float) -> dict[str, dict]:
+    """What read_task_outputs returns for a finished run of the grey sample set."""
+    metrics = {"start_step": 0, "end_step": 60, "seconds": 20.0, "steps_per_second": 3.0}
+    return {
+        "download-images": {"object_count": 101, "total_bytes": 7e4, "source_uri": "gs://s/d/",
+                            "work_seconds": work_seconds},
+        "cleanse-images": {"metrics": {"kept": 96, "all_grey": 1}, "work_seconds": work_seconds},
+        "train-gan": {"metrics": {**metrics, "final_d_loss": 0.246, "final_g_loss": 1.893},
+                      "uri": "/m", "work_seconds": work_seconds},
+        "generate-images": {"count": 16, "generator": "raw", "swd": 0.2, "real_floor": 0.05,
+                            "noise": 0.3, "work_seconds": work_seconds},
+    }  # fmt: skip
+
+
+def test_a_resume_counts_only_the_time_of_the_steps_that_ran_again(tmp_path):
+    # Given a resumed run whose four steps all came from the first attempt's cache (5.6 s each)
+    steps, reused = finished_steps(5.6), {"download-images", "cleanse-images", "train-gan", "generate-images"}  # fmt: skip
+    summary = LocalRunSummary(True, RunFolder(tmp_path), 1.2, steps=steps, reused=reused)
+    # Then the summary does not claim more time inside the steps than the wall time
+    last = summary.text().splitlines()[-1]
+    assert last == "Wall time 1.2s, of it 0.0s inside the steps that ran (4 reused from an earlier attempt)"  # fmt: skip
+    fresh = LocalRunSummary(True, RunFolder(tmp_path), 30.0, steps=finished_steps(5.6))
+    assert fresh.text().splitlines()[-1] == "Wall time 30.0s, of it 22.4s inside the steps"
+
+
+def test_a_grey_sets_advice_is_not_repeated_in_the_summary(tmp_path):
+    # (the cleanse step's warning already showed it on the console)
+    summary = LocalRunSummary(True, RunFolder(tmp_path), 30.0, steps=finished_steps(1.0))
+    assert "greyscale" not in summary.text()
+
+
+def test_too_few_images_for_the_batch_suggest_a_new_run_with_a_batch_that_fits(tmp_path):
+    # Given a run of 4-image batches on its own source whose cleanse kept 3 images
+    run = RunFolder(tmp_path / "runs" / "r1")
+    params = {**local_defaults(), "source_uri": "gs://b/few/", "image_size": 64}
+    params["checkpoint_root"] = str(run.checkpoints)
+    run.root.mkdir(parents=True)
+    run.spec_path.write_text(json.dumps({"params": params, "sample": False}))
+    (run.pipeline_root / "lightweight-gan-1" / "cleanse-images").mkdir(parents=True)
+    (run.pipeline_root / "lightweight-gan-1" / "cleanse-images" / "metrics").write_text(
+        '{"kept": 3}'
+    )
+    error = "TooFewImagesError: only 3 usable images for batch_size=4 (of 3 files; dropped nothing)"
+    summary = LocalRunSummary(False, run, 9.0, failed_step="cleanse-images", error=error)
+    # Then it suggests the new run that can change the batch size, not a resume (which cannot)
+    last = summary.text().splitlines()[-1]
+    assert "--resume" not in summary.text()
+    assert last == (
+        f"  new run: python -m src.pipeline run --workdir {run.root.parent} "
+        "--param source_uri=gs://b/few/ --param image_size=64 --param batch_size=3"
+    )

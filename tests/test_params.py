@@ -4,6 +4,7 @@ is refused at every entry point before any work starts."""
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from kfp import local
 
 from devtools.http_proxy import HttpProxy
 from src import components
-from src.cli.main import main
+from src.backends.local import LocalRunOptions
+from src.cli.main import build_parser, main, run_params
 from src.data.cleanse import CleanseSettings
 from src.gan.config import TrainConfig
 from src.gan.training.settings import config_from_params
@@ -214,3 +216,45 @@ def test_transparent_and_greyscale_together_are_refused(tmp_path, capsys):
 def test_every_parameter_has_exactly_one_description():
     assert list(DESCRIPTIONS) == [p.name for p in PARAMS]
     assert all(text.strip() for text in DESCRIPTIONS.values())
+
+
+def test_top_level_help_lists_each_command_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("compile", "run", "submit"):
+        assert len(re.findall(rf"^\s+{command}\s", out, re.M)) == 1, out
+
+
+def test_a_parameter_given_by_its_flag_and_by_param_with_different_values_is_refused(
+    tmp_path, capsys
+):
+    # When --steps and --param steps disagree, and so do --source and --param source_uri
+    args = ["run", "--workdir", str(tmp_path), "--steps", "5", "--param", "steps=7"]
+    args += ["--source", "gs://bucket-a/x/", "--param", "source_uri=gs://bucket-b/y/"]
+    # Then nothing runs, and the error names both ways each was given
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "steps is given twice: --steps 5 and --param steps=7" in err
+    assert (
+        "source_uri is given twice: --source gs://bucket-a/x/ and --param source_uri=gs://bucket-b/y/"
+        in err
+    )
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_a_parameter_given_twice_with_the_same_value_is_taken():
+    args = build_parser().parse_args(["run", "--steps", "5", "--param", "steps=05"])
+    assert run_params(args)["steps"] == 5
+
+
+def test_a_local_run_on_the_bundled_grey_digits_trains_grey_and_one_on_its_own_source_does_not(
+    tmp_path,
+):
+    specs = []
+    for given in ({}, {"source_uri": "gs://my-bucket/cats/"}):
+        run, lock = LocalRunOptions(given=given, workdir=tmp_path / str(len(specs))).start()
+        os.close(lock)
+        specs.append(run.spec()["params"])
+    assert [spec["greyscale"] for spec in specs] == [True, False]
+    assert BY_NAME["greyscale"].compiled is False  # the compiled pipeline keeps colour

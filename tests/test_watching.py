@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import re
 import shutil
 import signal
@@ -21,6 +23,7 @@ from src.data.contact_sheet import contact_sheet_html
 from src.gan.config import TrainConfig
 from src.gan.sampling.gallery import gallery_html
 from src.gan.sampling.generate import generate_images
+from src.gan.sampling.render import encode
 from src.gan.scoring.swd import load_pair, swd_with_references
 from src.gan.training.checkpoint_mirror import CheckpointMirror
 from src.gan.training.live_sync import LiveSync
@@ -125,12 +128,75 @@ def test_training_page_is_self_contained_rounded_and_scales(straight):
     page = training_report_html(result.history, result.frames, result.as_dict())
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # no external fetches
     assert page.count("<svg viewBox=") == 3 and "width:100%" in page
-    for title in ("Discriminator and generator loss", "Gradient penalty", "Augmentation"):
+    for title in ("Hinge loss", "Gradient penalty", "reconstruction loss", "Augmentation"):
         assert title in page
     assert "step 0" in page and "step 8" in page and "data:image/webp;base64," in page
     text = re.sub(r'(points|src|d)="[^"]*"', "", page)
     long = [n for n in re.findall(r"\d+\.\d+", text) if len(n.replace(".", "").lstrip("0")) > 4]
     assert not long, f"numbers with more than 4 significant digits: {long[:5]}"
+
+
+def test_final_losses_are_the_interval_means_the_last_progress_line_shows(straight):
+    # Given a run that logs every 4 steps, whose last step's losses differ from its interval's mean
+    _, result, seen = straight
+    last_step = seen[-1][1]
+    assert last_step.d_loss != pytest.approx(result.history[-1]["d_loss"])
+    # Then its final losses are the last interval's means, which the last progress line prints
+    assert result.final_d_loss == result.history[-1]["d_loss"]
+    assert result.final_g_loss == result.history[-1]["g_loss"]
+
+
+def logged_run(skipped_at: int | None = None) -> tuple[list[dict], list[dict], dict]:
+    """A history, frames (138 px grids, step 0 black) and summary, as a 60-step run leaves them."""
+    history = [
+        {"step": s, "d_loss": 1 - s / 100, "g_loss": 1 + s / 100, "gp": 130 - s, "aux": 0.3,
+         "gp_skipped": 2 if s == skipped_at else 0, "aug_prob": 0.3}
+        for s in range(10, 70, 10)
+    ]  # fmt: skip
+    frames = [
+        {"step": s, "png": encode(Image.new("RGB", (138, 138), (s,) * 3))} for s in (0, 30, 60)
+    ]
+    return history, frames, {"aug_prob": 0.3, "end_step": 60}
+
+
+def panels(page: str) -> list[str]:
+    return re.findall(r"<svg .*?</svg>", page)
+
+
+def test_penalty_and_reconstruction_loss_get_axes_of_their_own_that_say_what_they_measure():
+    page = training_report_html(*logged_run())
+    # The penalty (50-130) and the reconstruction loss (0.3) are each on a panel of their own
+    (penalty,) = [svg for svg in panels(page) if "Gradient penalty" in svg]
+    (reconstruction,) = [svg for svg in panels(page) if "reconstruction loss" in svg]
+    assert penalty != reconstruction
+    assert "#2ca02c" in penalty and "#9467bd" not in penalty
+    # And every axis says what it measures
+    measures = [re.findall(r'rotate\(-90\)"[^>]*>([^<]+)<', svg) for svg in panels(page)]
+    assert measures == [["loss"], ["penalty"], ["mean squared error"]]
+    assert all("training step" in svg for svg in panels(page))
+
+
+def test_a_fixed_augmentation_probability_is_one_line_of_text_not_a_chart():
+    page = training_report_html(*logged_run())
+    assert "Augmentation probability: 0.30 for the whole run" in page
+    assert not any("ugmentation" in svg for svg in panels(page))
+
+
+def test_training_page_opens_on_the_latest_frame_upscaled_without_blur():
+    history, frames, summary = logged_run()
+    page = training_report_html(history, frames, summary)
+    first = re.search(r'<img src="([^"]+)" width="(\d+)"', page)
+    latest = "data:image/png;base64," + base64.b64encode(frames[-1]["png"]).decode()
+    assert first.group(1) == latest and "step 60 (latest)" in page
+    assert first.group(2) == "276"  # a whole multiple of the 138 px grid
+    assert "image-rendering:pixelated" in page
+
+
+def test_skipped_gradient_penalties_get_a_one_line_note_only_when_there_were_some():
+    assert "were not finite" not in training_report_html(*logged_run())
+    page = training_report_html(*logged_run(skipped_at=40))
+    assert "2 gradient penalties were not finite and were left out" in page
+    assert "the first ending at step 40" in page
 
 
 def test_gallery_compares_with_real_images_and_explains_the_scores(trained_model, cleansed_sample, tmp_path):  # fmt: skip
@@ -145,6 +211,37 @@ def test_gallery_compares_with_real_images_and_explains_the_scores(trained_model
     assert 'href="https://storage.cloud.google.com/b/run/samples/image_0003.png"' in page
     assert "Interpolation" in page and "real_floor" in page and "noise" in page
     assert f"{scores['swd']:.4f}" in page
+
+
+@pytest.fixture(scope="module")
+def gallery(trained_model, cleansed_sample, tmp_path_factory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp("gallery") / "samples"
+    result = generate_images(trained_model, out, count=8, interpolation_steps=4)
+    scores = swd_with_references(*load_pair(cleansed_sample, out, fake_pattern="image_*.png"))
+    return gallery_html(out, cleansed_sample, result.files, scores, result.metadata()), out
+
+
+def test_generated_and_real_images_are_laid_out_in_the_same_grid(gallery):
+    page, _ = gallery
+    grids = re.findall(r"<div class='grid' style='--cell:(\d+)px'>(.*?)</div>", page)
+    assert [(cell, body.count("<img")) for cell, body in grids] == [("64", 8), ("64", 16)]
+    assert "grid-template-columns:repeat(auto-fill,minmax(var(--cell),1fr))" in page
+
+
+def test_gallery_says_how_the_images_were_made_in_a_sentence(gallery):
+    page, _ = gallery
+    text = html.unescape(page)
+    assert "8 images from the generator's trained weights at step 2, seed 0 (" in text
+    assert "count:" not in page and "images_per_second" not in page
+
+
+def test_the_interpolation_strip_is_upscaled_like_the_samples(gallery):
+    page, out = gallery
+    with Image.open(out / "interpolation.png") as strip:
+        native = strip.width
+    widths = [int(w) for w in re.findall(r'<img width="(\d+)"', page)]
+    assert widths[0] == 64 and widths[-1] == 2 * native  # 32 px samples and the strip: twice
+    assert "image-rendering:pixelated" in page
 
 
 def test_gallery_of_64_images_at_256_px_stays_under_3_mb(cleansed_sample, tmp_path):
@@ -164,7 +261,9 @@ def test_gallery_of_64_images_at_256_px_stays_under_3_mb(cleansed_sample, tmp_pa
 
 def test_contact_sheet_shows_kept_and_dropped_images_per_reason(zoo_report):
     root, out, report = zoo_report
-    page = contact_sheet_html(folder_inputs(root), out, report.examples, report.dropped)
+    page = contact_sheet_html(
+        folder_inputs(root), out, report.examples, report.dropped, report.sources
+    )
     for reason, count in report.dropped.items():
         assert f"Dropped: {reason} ({count})" in page
     assert f"Kept ({report.kept})" in page
@@ -172,6 +271,34 @@ def test_contact_sheet_shows_kept_and_dropped_images_per_reason(zoo_report):
     thumbnails = page.count("data:image/webp;base64,")
     assert thumbnails >= min(report.kept, 8) + 1  # kept ones plus at least the duplicate
     assert "not shown" in page  # broken files are named, not drawn
+
+
+def test_contact_sheet_names_every_file_by_its_source_path(zoo_report):
+    root, out, report = zoo_report
+    page = contact_sheet_html(
+        folder_inputs(root), out, report.examples, report.dropped, report.sources
+    )
+    assert "<figcaption>sub/dir/nested.png</figcaption>" in page
+    assert "sub__dir__nested" not in page  # the name in the array's index is not shown
+    assert "<figcaption>original.png</figcaption>" in page  # the kept one a duplicate repeats
+    assert "repeats original.png" in page
+
+
+def test_contact_sheet_says_how_many_kept_images_it_shows_and_offers_more(tmp_path):
+    # Given the 96 kept sample images
+    report = cleanse_folder(Path("data/sample"), tmp_path, CleanseSettings(workers=1))
+    page = contact_sheet_html([], tmp_path, {}, {}, report.sources)
+    # Then the page says it shows 8 of them, and opens 40 more on a click
+    assert "<h3>Kept (96)</h3><p>8 of 96 shown" in page
+    shown, more = page.split("<details>")
+    assert shown.count("<img") == 8
+    assert "<summary>40 more (48 of 96)</summary>" in more and more.count("<img") == 40
+
+
+def test_cleanse_report_names_the_array_it_wrote(zoo_report):
+    _, _, report = zoo_report
+    text = report.markdown()
+    assert "as 32x32 RGB images in `images.npy`" in text and "PNGs" not in text
 
 
 @pytest.fixture

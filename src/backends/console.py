@@ -46,6 +46,7 @@ class Console:
     task: str | None = None
     started: dict[str, float] = field(default_factory=dict)
     finished: dict[str, str] = field(default_factory=dict)
+    reused: set[str] = field(default_factory=set)  # tasks taken from an earlier attempt's cache
     _files: dict[str, TextIO] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _overwriting: bool = False
@@ -73,6 +74,7 @@ class Console:
             self.say(f"{self.task}: started")
         if match := _CACHED.search(line):
             self.finished[match.group(1)] = "SUCCESS"
+            self.reused.add(match.group(1))
             self.say(f"{match.group(1)}: reused from the earlier attempt")
         self._write("pipeline", line)
         if self.task:

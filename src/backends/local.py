@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -66,7 +67,8 @@ class LocalRunOptions:
                 )
             run = RunFolder.find(self.workdir, self.resume or None)
             return run, run.lock()
-        params = resolve(self.given, local_defaults())
+        sample = "source_uri" not in self.given
+        params = resolve(self.given, local_defaults(sample))
         try:
             run = RunFolder.create(self.workdir)
         except OSError as error:
@@ -75,9 +77,7 @@ class LocalRunOptions:
             lock = run.lock()
             # Training checkpoints are mirrored into the run folder, where --resume finds them.
             params["checkpoint_root"] = params["checkpoint_root"] or str(run.checkpoints)
-            write_json_atomically(
-                run.spec_path, {"params": params, "sample": "source_uri" not in self.given}
-            )
+            write_json_atomically(run.spec_path, {"params": params, "sample": sample})
         except OSError as error:
             shutil.rmtree(run.root, ignore_errors=True)
             raise RunnerWriteError(run.spec_path, error) from error
@@ -95,6 +95,7 @@ class LocalRunSummary:
     runner_failed: bool = False  # the runner's own I/O, not a step
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: dict[str, Path] = field(default_factory=dict)
+    reused: set[str] = field(default_factory=set)  # steps taken from an earlier attempt
 
     @property
     def run_dir(self) -> Path:
@@ -102,7 +103,20 @@ class LocalRunSummary:
 
     @property
     def work_seconds(self) -> float:
-        return sum(float(s.get("work_seconds", 0.0)) for s in self.steps.values())
+        """Time inside the steps that ran in this attempt (a reused one's is an earlier attempt's)."""
+        return sum(
+            float(s.get("work_seconds", 0.0))
+            for task, s in self.steps.items()
+            if task not in self.reused
+        )
+
+    def _time_line(self) -> str:
+        line = (
+            f"Wall time {self.wall_seconds:.1f}s, of it {self.work_seconds:.1f}s inside the steps"
+        )
+        if self.reused:
+            line += f" that ran ({len(self.reused)} reused from an earlier attempt)"
+        return line
 
     @property
     def resume_hint(self) -> str:
@@ -126,10 +140,34 @@ class LocalRunSummary:
                     *(f"  {line}" for line in (self.error or "").splitlines()),
                     *self._report_lines(),
                     f"  log: {log}",
-                    f"  resume: {self.resume_hint}",
+                    self._next_line(),
                 ]
             )
         return "\n".join(self._success_lines())
+
+    def _next_line(self) -> str:
+        """How to go on: resume; after too few images, a new run (a resume keeps batch_size)."""
+        if self.failed_step != "cleanse-images" or "TooFewImagesError" not in (self.error or ""):
+            return f"  resume: {self.resume_hint}"
+        metrics = max(self.run.pipeline_root.glob("*/cleanse-images/metrics"), default=None)
+        kept = int(json.loads(metrics.read_text()).get("kept", 0)) if metrics else 0
+        if not kept:
+            return "  then:   a new run with that fix (--resume keeps this run's parameters)"
+        return f"  new run: {self.new_run_command(batch_size=kept)}"
+
+    def new_run_command(self, **changes: Any) -> str:
+        """The command for a new run with this run's parameters, `changes` applied."""
+        spec = self.run.spec()
+        own = {"checkpoint_root": str(self.run.checkpoints)}  # set by the runner, not the user
+        defaults = local_defaults(spec["sample"]) | own
+        params = {**spec["params"], **changes}
+        given = [f"{k}={v}" for k, v in params.items() if v != defaults[k] or k in changes]
+        words = [
+            "--workdir",
+            str(self.run.root.parent),
+            *(f"--param {shlex.quote(g)}" for g in given),
+        ]
+        return "python -m src.pipeline run " + " ".join(words)
 
     def _report_lines(self) -> list[str]:
         return [f"  {name + ':':<11}{path.as_uri()}" for name, path in self.reports.items()]
@@ -159,12 +197,7 @@ class LocalRunSummary:
             f"  download:  {download['object_count']} objects, "
             f"{download['total_bytes'] / 1e6:.2f} MB from {download['source_uri']}"
             + (f"; skipped or renamed {skipped}" if skipped else ""),
-            f"  cleanse:   kept {int(cleanse['kept'])}, dropped {dropped or 'none'}"
-            + (
-                "; all grey: --param greyscale=true trains 1 channel"
-                if cleanse.get("all_grey")
-                else ""
-            ),
+            f"  cleanse:   kept {int(cleanse['kept'])}, dropped {dropped or 'none'}",
             f"  train:     steps {int(train['start_step'])}->{int(train['end_step'])} in "
             f"{train['seconds']:.1f}s ({train['steps_per_second']:.2f} steps/s), "
             f"final d={train.get('final_d_loss', float('nan')):.3f} "
@@ -177,7 +210,7 @@ class LocalRunSummary:
             f"  model:     {self.steps['train-gan']['uri']}",
             *self._watch_lines(),
             f"  logs:      {self.run.logs}",
-            f"Wall time {self.wall_seconds:.1f}s, of it {self.work_seconds:.1f}s inside the steps",
+            self._time_line(),
         ]
 
 
@@ -334,7 +367,8 @@ def _stop(worker: subprocess.Popen, console: Console | None = None) -> None:
 def _summarise(run: RunFolder, console: Console, wall: float) -> LocalRunSummary:
     steps = read_task_outputs(run.pipeline_root)
     result = run.result()
-    summary = LocalRunSummary(bool(result and result["succeeded"]), run, wall, steps=steps)
+    succeeded = bool(result and result["succeeded"])
+    summary = LocalRunSummary(succeeded, run, wall, steps=steps, reused=console.reused)
     summary.reports = publish_reports(run, steps)
     if result is None:  # the worker itself failed (its error is its last line)
         summary.runner_failed = True

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from src.backends.local import LocalRunOptions, run_locally
 from src.backends.run_folder import RunnerWriteError
@@ -25,17 +26,11 @@ from src.cli.options import (
 )
 from src.common.errors import ConfigError
 from src.params.descriptions import DESCRIPTIONS
-from src.params.schema import BY_NAME, compiled_defaults
-from src.params.values import value_problems
+from src.params.schema import BY_NAME, SAMPLE_DEFAULTS, compiled_defaults
+from src.params.values import coerce_value, value_problems
 from src.pipeline import COMPILED_DIR, TARGETS, compile_all
 
-DESCRIPTION = """\
-Train and sample a Lightweight GAN with Kubeflow Pipelines.
-
-  compile   write the Vertex AI and KFP IR YAML into compiled/
-  run       run the whole pipeline here (kfp.local + a GCS emulator)
-  submit    send a run to Vertex AI Pipelines or a KFP endpoint
-"""
+DESCRIPTION = "Train a Lightweight GAN and generate images with Kubeflow Pipelines."
 # Shortcuts for the parameters a local run changes most; every one is also --param NAME=VALUE.
 RUN_SHORTCUTS = ("steps", "image_size", "batch_size", "num_images")
 
@@ -64,13 +59,31 @@ def _command_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _command_run(args: argparse.Namespace) -> int:
+def _flag_values(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
+    """Parameters given by a flag of their own: name -> (flag, value)."""
+    flags = {"source_uri": ("--source", args.source)}
+    flags |= {name: (f"--{name.replace('_', '-')}", getattr(args, name)) for name in RUN_SHORTCUTS}
+    return {name: pair for name, pair in flags.items() if pair[1] is not None}
+
+
+def run_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters of `run`: `--param` pairs and the flags; one given twice must agree."""
     given = given_params(args.param)
-    if args.source is not None:
-        given["source_uri"] = args.source
-    given.update(
-        {name: getattr(args, name) for name in RUN_SHORTCUTS if getattr(args, name) is not None}
-    )
+    problems = []
+    for name, (flag, value) in _flag_values(args).items():
+        if name in given and coerce_value(name, given[name], type(value)) != value:
+            problems.append(
+                f"{name} is given twice: {flag} {value} and --param {name}={given[name]}: "
+                "give it once"
+            )
+        given[name] = value
+    if problems:
+        raise ConfigError.from_problems(problems)
+    return given
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    given = run_params(args)
     options = LocalRunOptions(
         given=given, workdir=Path(args.workdir), resume=args.resume, verbose=args.verbose
     )
@@ -84,7 +97,7 @@ def _command_run(args: argparse.Namespace) -> int:
 def _add_compile_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "compile",
-        help="write the Vertex and KFP IR YAML",
+        help="write the Vertex AI and KFP IR YAML into compiled/",
         description="Compile the pipeline into one IR YAML file per backend.",
         epilog="examples:\n  python -m src.pipeline compile\n"
         "  python -m src.pipeline compile --accelerator NVIDIA_L4 --accelerator-count 2",
@@ -103,21 +116,24 @@ def _add_compile_parser(commands: argparse._SubParsersAction) -> None:
 def _add_run_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "run",
-        help="run the pipeline here with kfp.local and a GCS emulator",
+        help="run the whole pipeline here (kfp.local and a GCS emulator)",
         description="Run every step on this machine: kfp.local steps, fake-gcs-server for the "
         "bundled sample set (or real GCS with --source), and a summary.",
         epilog="examples:\n  python -m src.pipeline run\n"
         "  python -m src.pipeline run --steps 1500 --param fmap_max=64\n"
         "  python -m src.pipeline run --source gs://my-bucket/cats/\n"
         "  python -m src.pipeline run --resume        # continue the newest run after Ctrl-C\n\n"
-        + parameter_table("local"),
+        + parameter_table("local")
+        + "\n  on the bundled sample set (no --source) also "
+        + ", ".join(f"{name}={value!r}" for name, value in SAMPLE_DEFAULTS.items())
+        + ": its digits are grey",
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--source",
         default=None,
         help="gs://BUCKET/PREFIX on real GCS (application-default credentials); "
-        "default: the bundled sample set in a local emulator",
+        "default: the bundled sample set (grey digits) in a local emulator",
     )
     for name in RUN_SHORTCUTS:
         param = BY_NAME[name]
@@ -151,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m src.pipeline", description=DESCRIPTION, formatter_class=HelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        title="commands", dest="command", required=True, metavar="COMMAND"
+    )
     _add_compile_parser(commands)
     _add_run_parser(commands)
     submit.add_submit_parser(commands)

@@ -65,7 +65,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 def add_submit_parser(commands: argparse._SubParsersAction) -> None:
     submit = commands.add_parser(
         "submit",
-        help="submit the pipeline to Vertex AI or a KFP endpoint",
+        help="send a run to Vertex AI Pipelines or a KFP endpoint",
         description="Compile with your GPU options and send a run to a backend.",
         epilog="examples:\n  python -m src.pipeline submit vertex --help\n"
         "  python -m src.pipeline submit kfp --help",

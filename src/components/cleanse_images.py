@@ -70,7 +70,7 @@ def cleanse_images(
         advice = GREY_ADVICE.replace("**", "") if result.all_grey else ""
         Path(contact_sheet.path).write_text(
             contact_sheet_html(
-                inputs, out_dir, result.examples, result.dropped, advice, result.outputs
+                inputs, out_dir, result.examples, result.dropped, result.sources, advice
             )
         )
         write_metrics_file(metrics)

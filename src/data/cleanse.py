@@ -27,6 +27,7 @@ from PIL import Image, ImageChops, ImageFile, ImageOps
 
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
+from src.common.image_array import ARRAY_NAME
 from src.common.image_array_writer import HEADER_BYTES, ArrayWriter
 from src.common.progress import Progress
 from src.data.layout import InputFile, output_write_error
@@ -107,6 +108,7 @@ class CleanseReport:
     seconds: float
     images_per_second: float
     outputs: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # the kept files, in row order
     processes: int = 1  # worker processes that decoded files
     duplicates: list[tuple[str, str, str]] = field(default_factory=list)  # (dropped, kept, rule)
     all_grey: bool = False  # every kept RGB image is grey
@@ -133,7 +135,7 @@ class CleanseReport:
             "# Cleanse report",
             "",
             f"Kept **{self.kept}** of {self.total} files as {self.image_size}x{self.image_size} "
-            f"{self.mode} PNGs ({self.images_per_second:.0f} images/s).",
+            f"{self.mode} images in `{ARRAY_NAME}` ({self.images_per_second:.0f} images/s).",
             "",
             "| reason | count | examples |",
             "| --- | ---: | --- |",
@@ -486,6 +488,7 @@ class _Tally:
             seconds=seconds,
             images_per_second=total / seconds if seconds > 0 else 0.0,
             outputs=unique_names(self.kept_sources),
+            sources=self.kept_sources,
             processes=processes,
             duplicates=self.duplicates,
             all_grey=bool(self.kept_sources) and self.all_grey,

@@ -20,6 +20,7 @@ from src.data.layout import InputFile
 
 THUMB = 96
 SHOWN = 8
+KEPT_SAMPLE = 48  # kept images on the page: SHOWN at once, the rest behind a click
 DECODABLE = ("duplicate", "near_duplicate", "too_small")
 
 
@@ -51,26 +52,38 @@ def _tile(source, name: str, note: str = "") -> str:
     return f"<figure>{picture}<figcaption>{caption}</figcaption></figure>"
 
 
+def _kept_html(array, sources: list[str]) -> str:
+    """A sample of the kept images, spread over the set: SHOWN at once, more behind a click."""
+    count = min(len(sources), KEPT_SAMPLE)
+    rows = sorted({i * len(sources) // count for i in range(count)})
+    tiles = [_tile(None if array is None else array[i], sources[i]) for i in rows]
+    more = (
+        f"<details><summary>{len(tiles) - SHOWN} more ({len(tiles)} of {len(sources)})</summary>"
+        f"{''.join(tiles[SHOWN:])}</details>"
+        if len(tiles) > SHOWN
+        else ""
+    )
+    return (
+        f"<h3>Kept ({len(sources)})</h3><p>{min(SHOWN, len(tiles))} of {len(sources)} shown, "
+        f"spread over the set in name order.</p>{''.join(tiles[:SHOWN])}{more}"
+    )
+
+
 def contact_sheet_html(
     inputs: list[InputFile],
     out_dir: Path,
     dropped: dict[str, list[tuple[str, str]]],
     counts: dict[str, int],
+    kept: list[str],
     advice: str = "",
-    kept: list[str] | None = None,
 ) -> str:
     """`dropped` maps each reason to (file, detail) examples; duplicates' detail is the kept file.
 
-    Without an array in `out_dir` (too few images survived) the `kept` files are named only.
+    Every file is named by its source path; `kept` holds the kept ones' in row order.
+    Without an array in `out_dir` (too few images survived) they are named only.
     """
-    array, names = load_array(out_dir) if has_array(out_dir) else (None, kept or [])
-    sections = [
-        f"<h3>Kept ({len(names)})</h3>"
-        + "".join(
-            _tile(None if array is None else array[i], names[i])
-            for i in range(min(SHOWN, len(names)))
-        )
-    ]
+    array = load_array(out_dir)[0] if has_array(out_dir) else None
+    sections = [_kept_html(array, kept)]
     by_name = {item.relative: item for item in inputs}
     for reason, examples in sorted(dropped.items()):
         tiles = []
@@ -85,8 +98,9 @@ def contact_sheet_html(
         "<!doctype html><html><head><meta charset='utf-8'><title>Cleanse</title><style>"
         "body{font-family:sans-serif;margin:12px}figure{display:inline-block;width:110px;"
         "margin:3px;vertical-align:top;text-align:center}img,.none{width:96px;height:96px;"
-        "object-fit:contain;background:#f4f4f4}.none{display:flex;align-items:center;"
-        "justify-content:center;color:#999;font-size:11px}figcaption{font-size:10px;"
-        f"word-break:break-all}}</style></head><body><h2>Cleanse contact sheet</h2>"
-        f"<p>{html.escape(advice)}</p>{''.join(sections)}</body></html>"
+        "object-fit:contain;background:#f4f4f4;image-rendering:pixelated}.none{display:flex;"
+        "align-items:center;justify-content:center;color:#999;font-size:11px}figcaption{"
+        "font-size:10px;word-break:break-all}summary{cursor:pointer;margin:6px 0}</style>"
+        f"</head><body><h2>Cleanse contact sheet</h2><p>{html.escape(advice)}</p>"
+        f"{''.join(sections)}</body></html>"
     )

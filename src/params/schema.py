@@ -75,6 +75,9 @@ PARAMS: tuple[Param, ...] = (
 )  # fmt: skip
 
 BY_NAME: dict[str, Param] = {param.name: param for param in PARAMS}
+# What a local run on the bundled sample set (no source_uri given) takes unless told otherwise:
+# its digits are grey, so it trains one channel. A source of one's own keeps the local defaults.
+SAMPLE_DEFAULTS: dict[str, Any] = {"greyscale": True}
 
 
 def compiled_defaults() -> dict[str, Any]:
@@ -82,6 +85,6 @@ def compiled_defaults() -> dict[str, Any]:
     return {p.name: p.compiled for p in PARAMS if not p.required}
 
 
-def local_defaults() -> dict[str, Any]:
-    """Defaults of a local run: every parameter has one."""
-    return {p.name: p.local_default for p in PARAMS}
+def local_defaults(sample: bool = False) -> dict[str, Any]:
+    """Defaults of a local run: every parameter has one; `sample`: a run on the bundled set."""
+    return {p.name: p.local_default for p in PARAMS} | (SAMPLE_DEFAULTS if sample else {})

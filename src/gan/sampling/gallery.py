@@ -21,6 +21,7 @@ from src.gan.sampling.render import encode, thumbnail, to_pil, to_uint8
 
 CAP = 256
 REAL_SHOWN = 16
+WEIGHTS = {"raw": "the generator's trained weights", "ema": "the generator's moving average (EMA)"}
 EXPLAIN = {
     "swd": "Sliced Wasserstein distance between the 7x7 patch statistics of generated and real "
     "images (Karras et al. 2018). Lower is better.",
@@ -39,9 +40,14 @@ def browser_link(uri: str) -> str:
     return uri
 
 
+def shown_width(width: int, height: int, cap: int = CAP) -> int:
+    """Pictures under 64 px high are shown at twice their size (pixelated, so crisp), at most cap."""
+    return min(cap, width * 2 if height < 64 else width)
+
+
 def _figure(data: bytes, link: str, caption: str, cap: int = CAP) -> str:
     with Image.open(io.BytesIO(data)) as image:
-        width = min(cap, image.width * 2 if image.width < 64 else image.width)
+        width = shown_width(image.width, image.height, cap)
     webp = base64.b64encode(thumbnail(data, cap)).decode()
     picture = (
         f'<img width="{width}" alt="{html.escape(caption)}" src="data:image/webp;base64,{webp}">'
@@ -49,6 +55,15 @@ def _figure(data: bytes, link: str, caption: str, cap: int = CAP) -> str:
     if link:
         picture = f'<a href="{html.escape(link)}">{picture}</a>'
     return f"<figure>{picture}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _about(meta: dict[str, Any]) -> str:
+    """The generation's settings as a sentence."""
+    weights = WEIGHTS.get(meta["generator"], meta["generator"])
+    return (
+        f"{meta['count']} images from {weights} at step {meta['step']}, seed {meta['seed']} "
+        f"({meta['images_per_second']:.0f} images per second)."
+    )
 
 
 def _scores_table(scores: dict[str, float]) -> str:
@@ -78,10 +93,10 @@ def gallery_html(
 ) -> str:
     """The whole page; `samples_uri` (the artifact's URI) makes each image link to its PNG."""
     base = browser_link(samples_uri).rstrip("/")
+    names = [name for name in files if name.startswith("image_")]
     generated = "".join(
-        _figure((samples_dir / name).read_bytes(), f"{base}/{name}" if base else name, name)
-        for name in files
-        if name.startswith("image_")
+        _figure((samples_dir / name).read_bytes(), f"{base}/{name}" if base else name, f"image {i}")
+        for i, name in enumerate(names)
     )
     real_count = len(load_images(real_dir, 3))  # a memory map: nothing is read
     reals = to_uint8(load_float_images(real_dir, 3, limit=REAL_SHOWN))
@@ -92,16 +107,18 @@ def gallery_html(
         strip = "<h3>Interpolation between two latents</h3>" + _figure(
             (samples_dir / "interpolation.png").read_bytes(), link, "interpolation.png", 4 * CAP
         )
-    details = ", ".join(f"{k}: {v}" for k, v in sorted(meta.items()))
+    cell = f"style='--cell:{shown_width(reals.shape[2], reals.shape[1])}px'"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Samples</title><style>"
-        "body{font-family:sans-serif;margin:12px}figure{display:inline-block;margin:3px;"
-        "text-align:center}img{image-rendering:pixelated;max-width:100%}figcaption{font-size:10px;"
+        "body{font-family:sans-serif;margin:12px}figure{display:inline-block;margin:0;text-align:center}"
+        "img{image-rendering:pixelated;max-width:100%}figcaption{font-size:10px;"
         "color:#555}table{border-collapse:collapse;font-size:13px}th,td{padding:3px 8px;"
         "text-align:left;border-bottom:1px solid #eee}.cols{display:flex;flex-wrap:wrap;gap:16px}"
-        ".cols section{flex:1 1 320px}</style></head><body>"
+        ".cols section{flex:1 1 320px}.grid{display:grid;gap:4px;"
+        "grid-template-columns:repeat(auto-fill,minmax(var(--cell),1fr))}</style></head><body>"
         f"<h2>Lightweight GAN samples, step {meta.get('step')}</h2>{_scores_table(scores)}"
-        f"<p>{html.escape(details)}</p><div class='cols'><section><h3>Generated</h3>{generated}"
-        f"</section><section><h3>Real training images ({len(reals)} of "
-        f"{real_count})</h3>{real}</section></div>{strip}</body></html>"
+        f"<p>{html.escape(_about(meta))}</p><div class='cols'><section><h3>Generated "
+        f"({len(names)})</h3><div class='grid' {cell}>{generated}</div></section><section>"
+        f"<h3>Real training images ({len(reals)} of {real_count})</h3><div class='grid' {cell}>"
+        f"{real}</div></section></div>{strip}</body></html>"
     )

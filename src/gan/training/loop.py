@@ -76,7 +76,7 @@ class TrainResult:
     aug_prob: float
     nan_restarts: int
     gp_skipped: int
-    final_d_loss: float | None
+    final_d_loss: float | None  # the last logged interval's means, as on the last progress line
     final_g_loss: float | None
     world_size: int = 1
     history: list[dict[str, float]] = field(default_factory=list)
@@ -465,11 +465,12 @@ def _result(
     last: StepLosses | None,
     nan_restarts: int,
 ) -> TrainResult:
-    # A resumed run with no steps left reports the losses its history ends with.
+    # The final losses are the last logged interval's means, as on the last progress line
+    # (also for a resumed run with no steps left); a process that logs nothing has its last step.
     history = run.record.history
-    final = (last.d_loss, last.g_loss) if last else None
-    if final is None and history:
-        final = (history[-1]["d_loss"], history[-1]["g_loss"])
+    final = (history[-1]["d_loss"], history[-1]["g_loss"]) if history else None
+    if final is None and last:
+        final = (last.d_loss, last.g_loss)
     choice = run.step.precision.choice
     return TrainResult(
         start_step=start_step,

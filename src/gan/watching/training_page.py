@@ -1,7 +1,7 @@
-"""The train step's page: progress frames (strip and animation) and loss charts.
+"""The train step's page: progress frames (the latest, an animation, a strip) and loss charts.
 
 Hand-written SVG rather than a plotting library: the charts need lines, ticks
-and a legend, and the steps' images would otherwise install matplotlib (~40 MB).
+and axis labels, and the steps' images would otherwise install matplotlib (~40 MB).
 The page is self-contained (data: URIs, no scripts, no external URLs), so KFP's
 sandboxed viewer and Vertex's artifact viewer render it; charts scale to the frame.
 """
@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import math
 from typing import Any
 
+from PIL import Image
+
+from src.gan.networks.schedule import GP_EVERY
 from src.gan.sampling.render import thumbnail
 from src.gan.watching.progress_frames import animation, shown
 
+# One panel per scale: (title, what the y axis measures, {history key: (name in the title, colour)}).
 CHARTS = (
-    ("Discriminator and generator loss", {"d_loss": "#d62728", "g_loss": "#1f77b4"}),
-    ("Gradient penalty and discriminator reconstruction loss", {"gp": "#2ca02c", "aux": "#9467bd"}),
-    ("Augmentation probability (fixed in lightweight-gan)", {"aug_prob": "#7f7f7f"}),
-)
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 220, 52, 12, 26, 30
+    ("Hinge loss", "loss", {"d_loss": ("discriminator", "#d62728"), "g_loss": ("generator", "#1f77b4")}),
+    (f"Gradient penalty (every {GP_EVERY}th step)", "penalty", {"gp": ("", "#2ca02c")}),
+    ("Discriminator's reconstruction loss", "mean squared error", {"aux": ("", "#9467bd")}),
+)  # fmt: skip
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 480, 200, 58, 12, 26, 34
 SMOOTHING = 0.6
+FRAME_WIDTH = 300  # frames narrower than this are shown at a whole multiple of their size
 
 
 def smoothed(values: list[float]) -> list[float]:
@@ -49,13 +55,18 @@ def _label(value: float) -> str:
     return f"{value:.3g}"
 
 
-def chart_svg(title: str, history: list[dict[str, Any]], series: dict[str, str]) -> str:
-    """One chart: a thin line of interval means and a thick smoothed one per series."""
+def chart_svg(
+    title: str, measure: str, history: list[dict[str, Any]], series: dict[str, tuple[str, str]]
+) -> str:
+    """One panel on its own axes: a thin line of interval means and a thick smoothed one per series.
+
+    Every panel spans the steps of the whole history, so panels line up.
+    """
     lines = {k: [(r["step"], r[k]) for r in history if r.get(k) is not None] for k in series}
-    points = [p for values in lines.values() for p in values]
-    if not points:
+    measured = [y for points in lines.values() for _, y in points]
+    if not measured:
         return ""
-    (x0, x1), (y0, y1) = [(min(v), max(v)) for v in zip(*points, strict=True)]
+    (x0, x1), (y0, y1) = (history[0]["step"], history[-1]["step"]), (min(measured), max(measured))
     if y1 - y0 < 1e-9:
         y0, y1 = y0 - 0.5, y1 + 0.5
 
@@ -63,7 +74,15 @@ def chart_svg(title: str, history: list[dict[str, Any]], series: dict[str, str])
         px = LEFT + (x - x0) / ((x1 - x0) or 1) * (WIDTH - LEFT - RIGHT)
         return f"{px:.1f},{TOP + (y1 - y) / (y1 - y0) * (HEIGHT - TOP - BOTTOM):.1f}"
 
-    parts = [f'<text x="{LEFT}" y="16" font-weight="bold">{html.escape(title)}</text>']
+    names = " and ".join(f'<tspan fill="{c}">{n}</tspan>' for n, c in series.values() if n)
+    middle = (TOP + HEIGHT - BOTTOM) / 2
+    parts = [
+        f'<text x="{LEFT}" y="16" font-weight="bold">{html.escape(title)}'
+        f"{': ' + names if names else ''}</text>"
+        f'<text transform="translate(12,{middle}) rotate(-90)" text-anchor="middle">{measure}</text>'
+        f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 5}" text-anchor="middle">'
+        "training step</text>"
+    ]
     for y in ticks(y0, y1):
         _, py = xy(x0, y).split(",")
         parts.append(
@@ -72,8 +91,8 @@ def chart_svg(title: str, history: list[dict[str, Any]], series: dict[str, str])
         )
     for x in ticks(x0, x1):
         px, _ = xy(x, y0).split(",")
-        parts.append(f'<text x="{px}" y="{HEIGHT - 12}" text-anchor="middle">{x:g}</text>')
-    for index, (key, colour) in enumerate(series.items()):
+        parts.append(f'<text x="{px}" y="{HEIGHT - 20}" text-anchor="middle">{x:g}</text>')
+    for key, (_, colour) in series.items():
         if not lines[key]:
             continue
         steps, raw = zip(*lines[key], strict=True)
@@ -83,12 +102,8 @@ def chart_svg(title: str, history: list[dict[str, Any]], series: dict[str, str])
                 f'<polyline fill="none" stroke="{colour}" stroke-width="{width}" '
                 f'stroke-opacity="{opacity}" points="{path}"/>'
             )
-        parts.append(
-            f'<text x="{WIDTH - RIGHT - 150 + 80 * index}" y="16" fill="{colour}">{key}</text>'
-        )
-    parts.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 1}" text-anchor="end">step</text>')
     return (
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="sans-serif" font-size="11">'
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="sans-serif" font-size="12">'
         f"{''.join(parts)}</svg>"
     )
 
@@ -97,45 +112,67 @@ def _data_uri(kind: str, data: bytes) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
 
 
+def _figure(uri: str, width: int, caption: str) -> str:
+    return f'<figure><img src="{uri}" width="{width}" alt=""><figcaption>{caption}</figcaption></figure>'
+
+
 def progress_html(frames: list[dict[str, Any]]) -> str:
-    """The animation and a strip of frames with their steps."""
+    """The latest frame, the animation beside it and a strip of frames with their steps."""
     if not frames:
         return "<p>No progress frames.</p>"
+    latest = frames[-1]
+    with Image.open(io.BytesIO(latest["png"])) as image:
+        native = image.width
+    width = native * max(1, FRAME_WIDTH // native)
     strip = "".join(
-        f'<figure><img src="{_data_uri("webp", thumbnail(f["png"], 128))}" alt="step {f["step"]}">'
-        f"<figcaption>step {f['step']}</figcaption></figure>"
+        _figure(_data_uri("webp", thumbnail(f["png"], 128)), 96, f"step {f['step']}")
         for f in shown(frames)
     )
-    return (
-        f'<h3>Samples from fixed latents</h3><img class="anim" alt="progress animation" '
-        f'src="{_data_uri("webp", animation(frames))}"><div class="strip">{strip}</div>'
-    )
+    still = _figure(_data_uri("png", latest["png"]), width, f"step {latest['step']} (latest)")
+    steps = f"steps {frames[0]['step']} to {latest['step']}, looping"
+    moving = _figure(_data_uri("webp", animation(frames, native)), width, steps)
+    return f"<h3>Samples from fixed latents</h3>{still}{moving}<div>{strip}</div>"
 
 
 def _rounded(value: Any) -> Any:
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
+def _notes(history: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """What the charts leave out: the fixed augmentation probability, skipped penalties."""
+    notes = [
+        "Thin lines: the mean over each logging interval; thick: smoothed (EMA 0.6).",
+        f"Augmentation probability: {summary['aug_prob']:.2f} for the whole run "
+        "(lightweight-gan keeps it fixed).",
+    ]
+    skipped = [row["step"] for row in history if row.get("gp_skipped")]
+    if skipped:
+        count = sum(row.get("gp_skipped", 0) for row in history)
+        notes.append(
+            f"{count} gradient penalties were not finite and were left out (in {len(skipped)} "
+            f"logging intervals, the first ending at step {skipped[0]})."
+        )
+    return "".join(f"<p>{note}</p>" for note in notes)
+
+
 def training_report_html(
     history: list[dict[str, Any]], frames: list[dict[str, Any]], summary: dict[str, Any]
 ) -> str:
-    """The whole page: summary table, progress frames, loss charts."""
+    """The whole page: progress frames, loss charts, summary table."""
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(_rounded(v)))}</td></tr>"
         for k, v in sorted(summary.items())
     )
-    charts = "".join(chart_svg(title, history, series) for title, series in CHARTS)
-    note = (
-        "Thin lines: the mean over each logging interval; thick: smoothed (EMA 0.6)."
-        if history
-        else "No steps were logged."
-    )
+    charts = "".join(chart_svg(*chart[:2], history, chart[2]) for chart in CHARTS)
+    notes = _notes(history, summary) if history else "<p>No steps were logged.</p>"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Training</title><style>"
         "body{font-family:sans-serif;margin:12px;max-width:960px}svg{width:100%;height:auto}"
-        "figure{display:inline-block;margin:2px;text-align:center}.strip img{width:96px}"
-        "figcaption{font-size:11px;color:#555}.anim{width:256px;max-width:100%}"
+        "figure{display:inline-block;margin:2px;text-align:center;vertical-align:top}"
+        "img{image-rendering:pixelated;max-width:100%;height:auto}"
+        "figcaption{font-size:11px;color:#555}.charts{display:grid;gap:8px;"
+        "grid-template-columns:repeat(auto-fill,minmax(min(100%,440px),1fr))}"
         "table{border-collapse:collapse;font-size:12px}th,td{padding:2px 8px;text-align:left}"
-        f"</style></head><body><h2>Training</h2>{progress_html(frames)}"
-        f"<h3>Losses</h3><p>{note}</p>{charts}<h3>Run</h3><table>{rows}</table></body></html>"
+        f"</style></head><body><h2>Training</h2>{progress_html(frames)}<h3>Losses</h3>{notes}"
+        f"<div class='charts'>{charts}</div><h3>Run</h3><table>{rows}</table></body></html>"
     )
