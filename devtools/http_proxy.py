@@ -3,7 +3,8 @@
 It forwards each request to `upstream` (the emulator) with http.client, on one
 kept-alive upstream connection per client connection. `fail_every`=N answers
 every Nth request with 503; `cut_body` sends half a response and closes; `stall`
-never answers; `after_request` runs after each reply. (Latency and bandwidth for
+never answers; `before_reply` runs once upstream has answered, before the client
+hears it, and `after_request` after each reply. (Latency and bandwidth for
 benchmarks: latency_proxy.py.)
 """
 
@@ -23,6 +24,7 @@ HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connectio
 class HttpProxy:
     upstream: str
     fail_every: int = 0
+    before_reply: Callable[[int], None] | None = None
     after_request: Callable[[int], None] | None = None
     cut_body: Callable[[str], bool] | None = None  # send half of this response's body, then close
     stall: Callable[[str], bool] | None = None  # never answer this request (until stop())
@@ -71,6 +73,8 @@ class HttpProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if proxy.before_reply:
+                    proxy.before_reply(number)
                 if proxy.stall and proxy.stall(self.path):
                     proxy.stopped.wait(300)
                     self.close_connection = True

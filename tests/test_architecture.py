@@ -91,3 +91,45 @@ def test_the_import_graph_sees_a_planted_cycle_through_a_function_level_import(t
     # When the graph is read, then the function-level import still counts
     graph = import_graph(tmp_path)
     assert graph["src.a"] == {"src.b"} and graph["src.b"] == {"src.a"}
+
+
+# Inside src.gan, bottom up: the shared top-level modules, upstream's networks, the scores, sampling,
+# what a person watches, and training, which uses them all.
+GAN_LAYERS = (
+    ("src.gan.config", "src.gan.random_state", "src.gan.model_folder", "src.gan.images"),
+    ("src.gan.networks",),
+    ("src.gan.scoring",),
+    ("src.gan.sampling",),
+    ("src.gan.watching",),
+    ("src.gan.training",),
+)
+
+
+def gan_layer_of(module: str) -> int:
+    for number, packages in enumerate(GAN_LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in packages):
+            return number
+    raise AssertionError(f"{module} belongs to no layer of src.gan: add it to GAN_LAYERS")
+
+
+def test_inside_the_gan_package_imports_point_down():
+    wrong = [
+        f"{module} -> {target}"
+        for module, imports in import_graph().items()
+        if module.startswith("src.gan.") and module.count(".") >= 2
+        for target in imports
+        if target.startswith("src.gan.") and gan_layer_of(target) > gan_layer_of(module)
+    ]
+    assert wrong == []
+
+
+def test_the_generate_step_can_leave_training_out():
+    # sampling and scoring never reach training, so the generate step ships none of it
+    graph = import_graph()
+    reached = {
+        target
+        for module, imports in graph.items()
+        if module.startswith(("src.gan.sampling", "src.gan.scoring"))
+        for target in imports
+    }
+    assert [target for target in reached if target.startswith("src.gan.training")] == []

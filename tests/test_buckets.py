@@ -177,11 +177,11 @@ def test_an_object_replaced_during_the_download_fails_and_says_so(
         fresh_bucket.blob(f"set/{index}.png").upload_from_string(PNG)
 
     def replace_after_listing(number: int) -> None:
-        if number == 1:  # the listing has been answered
+        if number == 1:  # the listing was answered upstream: the client hears the old one
             fresh_bucket.blob("set/1.png").upload_from_string(PNG + b"new")
 
     with (
-        HttpProxy(emulator.url, after_request=replace_after_listing) as proxy,
+        HttpProxy(emulator.url, before_reply=replace_after_listing) as proxy,
         pytest.raises(DownloadError, match=r"set/1\.png changed while downloading"),
     ):
         download_dataset(
@@ -280,7 +280,7 @@ def test_an_archive_replaced_during_a_sliced_download_fails_and_says_so(
             fresh_bucket.blob("big.tar").upload_from_string(data[:-1024] + bytes(1024))
 
     with (
-        HttpProxy(emulator.url, after_request=replace_after_listing) as proxy,
+        HttpProxy(emulator.url, before_reply=replace_after_listing) as proxy,
         pytest.raises(DownloadError, match=r"big\.tar changed while downloading"),
     ):
         download_dataset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 import torch
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
+from devtools.http_proxy import HttpProxy
 from src.components import train_gan
 from src.gan.model_folder import load_checkpoint
+from src.gan.training.checkpoint_mirror import CheckpointMirror
 from tests.support.components import run_component
 
 SMALL = {
@@ -95,3 +98,33 @@ def test_local_folder_mirror_lets_an_empty_model_folder_resume(cleansed_sample, 
     _, metrics = run_attempt(cleansed_sample, tmp_path / "a2", 3, root)
     assert (metrics["start_step"], metrics["end_step"]) == (2, 3)
     assert load_checkpoint(tmp_path / "checkpoints")["step"] == 3
+
+
+def test_gcs_mirror_rides_out_refused_and_cut_off_requests(fresh_bucket, emulator, tmp_path):
+    # Given a mirror behind a proxy that answers every 3rd request 503 and cuts the first download
+    payload = bytes(range(256)) * 4096  # 1 MiB: big enough to be cut off mid-body
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "checkpoint.pt").write_bytes(payload)
+    cut = []
+
+    def cut_first_download(path: str) -> bool:
+        if "alt=media" in path and not cut:
+            cut.append(path)
+            return True
+        return False
+
+    with HttpProxy(emulator.url, fail_every=3, cut_body=cut_first_download) as proxy:
+        os.environ["STORAGE_EMULATOR_HOST"] = proxy.url
+        try:
+            mirror = CheckpointMirror(f"gs://{fresh_bucket.name}/run's #1")
+            # When a checkpoint and a frame are pushed, listed and fetched back
+            mirror.push(tmp_path / "out", "checkpoint.pt")
+            mirror.push(tmp_path / "out", "checkpoint.pt", "frames/0001.png")
+            names = mirror.names("frames")
+            fetched = mirror.fetch(tmp_path / "back", "checkpoint.pt")
+        finally:
+            os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
+    # Then every call succeeded through the storage client's retries, and the bytes are whole
+    assert proxy.failures >= 2 and cut
+    assert names == ["frames/0001.png"] and fetched
+    assert (tmp_path / "back" / "checkpoint.pt").read_bytes() == payload

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from src.common.errors import ConfigError
 from src.gan.images import load_float_images
 from src.gan.sampling.generate import choose_generator, generate_images
-from src.gan.scoring.swd import swd
+from src.gan.scoring.swd import PATCH, patch_descriptors, swd
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -55,3 +56,17 @@ def test_swd_separates_real_from_real_and_real_from_noise(cleansed_sample):
     noise = torch.rand_like(second)
     real_real, real_noise = swd(first, second), swd(first, noise)
     assert real_real * 2 < real_noise
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 32, 32), (3, 4, 64, 48), (2, 1, 7, 7)])
+def test_patches_are_exactly_those_unfold_would_pick(shape):
+    # Given images and two generators in the same state
+    images = torch.rand(shape, generator=torch.Generator().manual_seed(3))
+    ours, theirs = (torch.Generator().manual_seed(1) for _ in range(2))
+    # When patches are gathered directly, and by unfolding every patch and picking
+    gathered = patch_descriptors(images, 10, ours)
+    unfolded = F.unfold(images, PATCH)
+    index = torch.randint(0, unfolded.shape[-1], (shape[0], 10), generator=theirs)
+    picked = torch.gather(unfolded, 2, index.unsqueeze(1).expand(-1, unfolded.shape[1], -1))
+    # Then they are the same numbers in the same order
+    assert torch.equal(gathered, picked.permute(0, 2, 1).reshape(-1, unfolded.shape[1]))

@@ -58,6 +58,7 @@ BAD_TEXT = {
     "train_processes": "-1",
     "fid_weights_uri": "/home/me/inception.pth",
     "checkpoint_root": "s3://other-cloud/ckpt",
+    "resume_from": "gs://my-bucket/models/run-1/",
 }
 # The same, typed as a UI passes them (every non-boolean parameter).
 BAD_TYPED = {
@@ -172,7 +173,9 @@ def test_train_component_takes_every_training_parameter_under_its_own_name():
     signature = inspect.signature(components.train_gan.python_func)
     assert set(TRAIN_INPUTS) <= set(signature.parameters)
     config_fields = {f.name for f in fields(TrainConfig)}
-    assert set(TRAIN_INPUTS) - {"train_processes", "checkpoint_root"} <= config_fields
+    assert (
+        set(TRAIN_INPUTS) - {"train_processes", "checkpoint_root", "resume_from"} <= config_fields
+    )
 
 
 def test_training_and_cleanse_defaults_are_the_local_defaults():
@@ -186,16 +189,16 @@ def test_training_and_cleanse_defaults_are_the_local_defaults():
     assert settings.near_duplicate_distance == defaults["near_duplicate_distance"]
 
 
-def test_readme_parameter_table_is_the_schema():
+def test_the_documented_parameter_table_is_the_schema():
     table = subprocess.run(
-        [sys.executable, "scripts/readme_params.py"],
+        [sys.executable, "scripts/parameter_table.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert table.strip() in (ROOT / "README.md").read_text(), (
-        "README's parameter table is stale: paste the output of python scripts/readme_params.py"
+    assert table.strip() in (ROOT / "docs" / "parameters.md").read_text(), (
+        "docs/parameters.md's table is stale: paste the output of python scripts/parameter_table.py"
     )
 
 

@@ -128,43 +128,12 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(model / "checkpoint.pt", weights_only=True, map_location="cpu")["gan"]
 
 
-def test_sigkill_takes_every_child_down_and_resume_continues_from_the_checkpoint(
-    tmp_path, uninterrupted_12_steps
-):
-    # Given a run that is training
-    runner = start_run(tmp_path / "runs", "--steps", "12", *SMALL)
-    run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
-    assert wait_until(lambda: checkpoint_step(run_dir) >= 3, 240), "training never checkpointed"
-    children = descendants(runner.pid)
-    assert children, "the runner had no child processes"
-    # When the runner is killed with SIGKILL
-    runner.send_signal(signal.SIGKILL)
-    runner.wait()
-    runner.stdout.close()
-    # Then none of its children outlives it (the worker takes its process group down)
-    assert wait_until(lambda: not alive(children), 5), f"still alive: {alive(children)}"
-    killed_at = checkpoint_step(run_dir)
-    # When the run is resumed
-    resumed = subprocess.run(
-        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(tmp_path / "runs"),
-         "--resume", run_dir.name],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    # Then finished steps were reused and training went on from the checkpoint
-    assert resumed.returncode == 0, resumed.stdout[-3000:]
-    assert "cleanse-images: reused" in resumed.stdout
-    match = re.search(r"train: +steps (\d+)->12", resumed.stdout)
-    assert match and int(match.group(1)) == killed_at > 0
-    # And the weights equal those of an uninterrupted run of the same length
-    a, b = final_weights(run_dir), uninterrupted_12_steps
-    assert all(torch.equal(a[key], b[key]) for key in a)
-
-
-def test_sigterm_far_from_a_checkpoint_saves_the_step_in_flight_and_resume_is_exact(
+def test_sigterm_saves_the_step_in_flight_sigkill_takes_every_child_down_resume_is_exact(
     tmp_path, uninterrupted_12_steps
 ):
     # Given a run training 12 steps that checkpoints only every 100
-    runner = start_run(tmp_path / "runs", "--steps", "12", *TINY, "--param", "save_every=100")
+    workdir = tmp_path / "runs"
+    runner = start_run(workdir, "--steps", "12", *TINY, "--param", "save_every=100")
     run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
     log = run_dir / "logs" / "train-gan.log"
     assert wait_until(lambda: logged_step(log) >= 4, 240), "training never reached step 4"
@@ -176,14 +145,28 @@ def test_sigterm_far_from_a_checkpoint_saves_the_step_in_flight_and_resume_is_ex
     stopped = int(re.search(r"stopped by SIGTERM after step (\d+)", log.read_text()).group(1))
     assert 4 <= stopped < 12
     assert checkpoint_step(run_dir) == stopped
-    # When the run is resumed, then it continues there and ends as an uninterrupted run does
+    # When the resumed run is training again and its runner is killed with SIGKILL
+    runner = start_run(workdir, "--resume", run_dir.name)
+    assert wait_until(lambda: logged_step(log) > stopped, 240), "the resume never trained"
+    children = descendants(runner.pid)
+    assert children, "the runner had no child processes"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    runner.stdout.close()
+    # Then none of its children outlives it (the worker takes its process group down)
+    assert wait_until(lambda: not alive(children), 5), f"still alive: {alive(children)}"
+    killed_at = checkpoint_step(run_dir)
+    assert killed_at >= stopped
+    # When the run is resumed once more, then finished steps are reused, training goes on from
+    # the saved step and ends with the weights of an uninterrupted run
     resumed = subprocess.run(
-        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(tmp_path / "runs"),
+        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir),
          "--resume", run_dir.name],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout[-3000:]
-    assert re.search(rf"train: +steps {stopped}->12", resumed.stdout), resumed.stdout[-2000:]
+    assert "cleanse-images: reused" in resumed.stdout
+    assert re.search(rf"train: +steps {killed_at}->12", resumed.stdout), resumed.stdout[-2000:]
     a, b = final_weights(run_dir), uninterrupted_12_steps
     assert all(torch.equal(a[key], b[key]) for key in a)
 
@@ -196,7 +179,7 @@ def logged_step(log: Path) -> int:
 @pytest.fixture(scope="module")
 def uninterrupted_12_steps(tmp_path_factory) -> dict[str, torch.Tensor]:
     """The weights 12 uninterrupted steps of the runs' settings train, on the same images."""
-    params = resolve(given_params([("steps", "12"), *pairs(TINY)]), local_defaults())
+    params = resolve(given_params([("steps", "12"), *pairs(TINY)]), local_defaults(sample=True))
     folder = tmp_path_factory.mktemp("uninterrupted")
     mode = "RGBA" if params["transparent"] else "L" if params["greyscale"] else "RGB"
     settings = CleanseSettings(
@@ -236,14 +219,14 @@ def test_ctrl_c_stops_promptly_with_a_resume_line_and_no_children_left(tmp_path)
     assert wait_until(lambda: not alive(children), 5), f"still alive: {alive(children)}"
 
 
-def test_two_runs_in_one_workdir_keep_to_their_own_folders(tmp_path):
+def test_two_runs_in_one_workdir_keep_to_their_own_folders(finished_runs):
     # Given two runs started at the same moment with the same --workdir
-    runs = [start_run(tmp_path, "--steps", "1", *SMALL) for _ in range(2)]
-    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    done, _, workdir = finished_runs
+    outputs = [run.stdout for run in done]
     # Then both succeed, each in its own folder, and each summary names only its own files
-    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert [run.returncode for run in done] == [0, 0], outputs
     folders = [Path(out.splitlines()[0].split(": ", 1)[1]) for out in outputs]
-    assert folders[0] != folders[1] and {f.parent for f in folders} == {tmp_path.resolve()}
+    assert folders[0] != folders[1] and {f.parent for f in folders} == {workdir.resolve()}
     for own, other, out in zip(folders, reversed(folders), outputs, strict=True):
         summary = out[out.index("Pipeline succeeded") :]
         assert str(own) in summary and str(other) not in summary
@@ -263,9 +246,26 @@ def test_sigterm_stops_the_runner_like_ctrl_c(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, str, Path]:
-    workdir = tmp_path_factory.mktemp("finished")
-    done, tag = run_tagged(workdir, "--steps", "1", *SMALL)
+def finished_runs(tmp_path_factory) -> tuple[list[subprocess.CompletedProcess], str, Path]:
+    """Two whole runs started at the same moment in one workdir, every process they start tagged."""
+    workdir, tag = tmp_path_factory.mktemp("finished"), secrets.token_hex(8)
+    command = [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir)]
+    runs = [
+        subprocess.Popen(
+            [*command, "--steps", "1", *SMALL],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, TAG: tag},
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    done = [
+        subprocess.CompletedProcess(run.args, run.returncode, out, "")
+        for run, out in zip(runs, outputs, strict=True)
+    ]
     return done, tag, workdir
 
 
@@ -277,9 +277,9 @@ def too_few_images_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, s
     return done, tag, workdir
 
 
-def test_a_finished_run_leaves_no_process_behind(finished_run):
-    done, tag, _ = finished_run
-    assert done.returncode == 0, done.stdout[-3000:]
+def test_finished_runs_leave_no_process_behind(finished_runs):
+    done, tag, _ = finished_runs
+    assert [run.returncode for run in done] == [0, 0], done[0].stdout[-3000:]
     assert not tagged(tag), f"still running: {tagged(tag)}"
 
 
@@ -311,9 +311,11 @@ def test_processes_that_escape_into_a_session_of_their_own_are_stopped_too():
     assert not tagged(tag), f"still running: {tagged(tag)}"
 
 
-def test_the_summary_shows_what_the_download_skipped(finished_run):
-    done, _, _ = finished_run
-    assert re.search(r"download: .*; skipped or renamed not_image_extension 1$", done.stdout, re.M)
+def test_the_summary_shows_what_the_download_skipped(finished_runs):
+    done, _, _ = finished_runs
+    assert re.search(
+        r"download: .*; skipped or renamed not_image_extension 1$", done[0].stdout, re.M
+    )
 
 
 def test_too_few_images_name_the_drop_reasons_and_the_fix_that_helps(too_few_images_run):
@@ -331,10 +333,10 @@ def test_a_failed_cleanse_still_publishes_its_report(too_few_images_run):
     assert "Dropped: too_small" in page.read_text()
 
 
-def test_resume_removes_the_temporary_files_that_killed_writers_left(finished_run):
+def test_resume_removes_the_temporary_files_that_killed_writers_left(finished_runs):
     # Given a finished run, with the temporaries that writers killed mid-save would leave
-    _, _, workdir = finished_run
-    (run_dir,) = workdir.iterdir()
+    done, _, workdir = finished_runs
+    run_dir = Path(done[0].stdout.splitlines()[0].split(": ", 1)[1])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (cleansed,) = run_dir.glob("pipeline_root/*/cleanse-images/cleansed")
@@ -343,7 +345,8 @@ def test_resume_removes_the_temporary_files_that_killed_writers_left(finished_ru
         path.write_bytes(b"partial")
     # When it is resumed
     done = subprocess.run(
-        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir), "--resume"],
+        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir),
+         "--resume", run_dir.name],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     # Then they are gone, and the run says so

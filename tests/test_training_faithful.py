@@ -41,57 +41,63 @@ def trainer_kwargs(config: TrainConfig) -> dict:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("step", "changes"),
-    [
-        (0, {}),  # gradient-penalty step
-        (1, {}),
-        (1, {"dual_contrast_loss": True}),
-        (2, {"antialias": True, "attn_res_layers": (16,), "gradient_accumulate_every": 2}),
-    ],
-)
-def test_step_matches_upstream_trainer(cleansed_sample, tmp_path, step, changes):
-    # Given identical initial weights, batch, seed and settings
-    config = replace(
-        TrainConfig(
-            image_size=32,
-            batch_size=2,
-            latent_dim=32,
-            fmap_max=16,
-            aug_prob=0.5,
-            aug_types=("translation", "cutout", "color"),
-        ),
-        **changes,
+CASES = [
+    (0, {}),  # gradient-penalty step
+    (1, {}),
+    (1, {"dual_contrast_loss": True}),
+    (2, {"antialias": True, "attn_res_layers": (16,), "gradient_accumulate_every": 2}),
+]
+
+
+def case_config(changes: dict) -> TrainConfig:
+    base = TrainConfig(
+        image_size=32,
+        batch_size=2,
+        latent_dim=32,
+        fmap_max=16,
+        aug_prob=0.5,
+        aug_types=("translation", "cutout", "color"),
     )
+    return replace(base, **changes)
+
+
+def seeded_gan(config: TrainConfig):
     torch.manual_seed(7)
-    gan = build_gan(config, torch.device("cpu"))
-    init_state = {k: v.clone() for k, v in gan.state_dict().items()}
+    return build_gan(config, torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def upstream_steps(cleansed_sample, tmp_path_factory) -> list[dict]:
+    """What upstream's Trainer did in each case: one process of its own takes every case's step."""
+    folder, paths = tmp_path_factory.mktemp("oracle"), []
     batch = load_float_images(cleansed_sample, 3, 32, limit=2)
-    torch.save(
-        {
+    for index, (step, changes) in enumerate(CASES):
+        config = case_config(changes)
+        payload = {
             "config": trainer_kwargs(config),
-            "init_state": init_state,
+            "init_state": seeded_gan(config).state_dict(),
             "batch": batch,
             "seed": SEED,
             "step": step,
-        },
-        tmp_path / "in.pt",
-    )
-    # When upstream's Trainer (in its own process) and our GanStep each take one step
+        }
+        torch.save(payload, folder / f"in{index}.pt")
+        paths += [str(folder / f"in{index}.pt"), str(folder / f"out{index}.pt")]
     oracle = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.upstream_oracle",
-            str(tmp_path / "in.pt"),
-            str(tmp_path / "out.pt"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        [sys.executable, "-m", "tests.support.upstream_oracle", *paths],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert oracle.returncode == 0, oracle.stderr[-3000:]
-    expected = torch.load(tmp_path / "out.pt", weights_only=True)
+    return [torch.load(path, weights_only=True) for path in paths[1::2]]
+
+
+@pytest.mark.parametrize(("step", "changes"), CASES)
+def test_step_matches_upstream_trainer(cleansed_sample, upstream_steps, step, changes):
+    # Given identical initial weights, batch, seed and settings
+    config = case_config(changes)
+    gan = seeded_gan(config)
+    batch = load_float_images(cleansed_sample, 3, 32, limit=2)
+    # When upstream's Trainer (in its own process) and our GanStep each take one step
+    expected = upstream_steps[CASES.index((step, changes))]
     full_precision = Precision(AmpChoice(None, "off"), torch.device("cpu"))
     runner = GanStep(gan, FixedBatches(batch), config, full_precision, config.aug_prob)
     gradients = capture_gradients(gan)

@@ -31,7 +31,7 @@ from src.common.image_array import ARRAY_NAME
 from src.common.image_array_writer import HEADER_BYTES, ArrayWriter
 from src.common.progress import Progress
 from src.data.layout import InputFile, output_write_error
-from src.params import checks, rules
+from src.params import checks, cleanse_rules, rules
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class CleanseSettings:
 
     def validate(self) -> None:
         checks.require(rules.image_size_problem(self.image_size))
-        checks.require(rules.near_duplicate_problem(self.near_duplicate_distance))
+        checks.require(cleanse_rules.near_duplicate_problem(self.near_duplicate_distance))
         if self.mode not in OUTPUT_MODES:
             raise ConfigError(f"mode={self.mode!r} is not supported: use one of {OUTPUT_MODES}")
         if self.max_pixels <= 0:

@@ -1,4 +1,5 @@
-"""Checks that know lightweight-gan's and the data's constraints (generic ones: checks.py).
+"""Checks that know lightweight-gan's constraints (generic ones: checks.py; the cleanse
+step's own: cleanse_rules.py, which training does not ship).
 
 Each returns None when the value is fine, else the problem and its fix.
 """
@@ -12,8 +13,6 @@ from src.params.checks import split_list
 
 AUG_TYPES = ("color", "cutout", "offset", "translation")  # lightweight-gan's DiffAugment kinds
 MAX_IMAGE_SIZE = 1024
-# dHash has 64 bits; two unrelated images differ in about 32, so a larger limit matches anything.
-MAX_NEAR_DUPLICATE_DISTANCE = 32
 
 
 def image_size_problem(value: int) -> str | None:
@@ -30,16 +29,6 @@ def aug_prob_problem(value: float) -> str | None:
     if value == -1.0 or 0.0 <= value <= 1.0:
         return None
     return f"aug_prob={value}: use a probability from 0 to 1, or -1 for upstream's automatic value"
-
-
-def near_duplicate_problem(value: int) -> str | None:
-    if value == -1 or 0 <= value <= MAX_NEAR_DUPLICATE_DISTANCE:
-        return None
-    return (
-        f"near_duplicate_distance={value}: use -1 (off) or a dHash bit distance from 0 to "
-        f"{MAX_NEAR_DUPLICATE_DISTANCE} (4-8 catches resized copies; larger values match "
-        "unrelated images)"
-    )
 
 
 def aug_types_problem(text: str) -> str | None:

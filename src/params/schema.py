@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from src.params import checks, rules, uri_checks
+from src.params import checks, cleanse_rules, rules, uri_checks
 
 REQUIRED = None  # `compiled` value of a parameter the user must give (the UIs ask for it)
 SAMPLE_SOURCE = "gs://lwgan-sample/digits/"  # the bundled set, served by the local emulator
@@ -67,7 +67,7 @@ PARAMS: tuple[Param, ...] = (
     Param("num_images", int, 64, checks.positive("num_images"), local=16),
     Param("generator", str, "auto", checks.one_of("generator", checks.GENERATOR_CHOICES)),
     Param("download_workers", int, 32, checks.positive("download_workers"), local=8),
-    Param("near_duplicate_distance", int, -1, rules.near_duplicate_problem),
+    Param("near_duplicate_distance", int, -1, cleanse_rules.near_duplicate_problem),
     Param("train_processes", int, 0, checks.at_least("train_processes", 0, "0 (one per GPU) or a positive count")),
     Param("fid_weights_uri", str, "", uri_checks.fid_weights_problem, names_object=True),
     Param("checkpoint_root", str, "", uri_checks.checkpoint_root_problem),

@@ -1,6 +1,6 @@
-"""Run one upstream `Trainer.train()` step on the CPU and save what happened.
+"""Run one upstream `Trainer.train()` step on the CPU per input and save what happened.
 
-    python -m tests.support.upstream_oracle IN.pt OUT.pt
+    python -m tests.support.upstream_oracle IN.pt OUT.pt [IN.pt OUT.pt ...]
 
 IN.pt holds `config` (Trainer kwargs), `init_state` (GAN state_dict), `batch`
 (float images) and `seed`. OUT.pt gets the losses, the gradients each optimizer
@@ -19,8 +19,16 @@ from devtools.upstream_cpu import load_upstream_on_cpu
 from tests.support.gradient_capture import capture_gradients
 
 
-def main(in_path: str, out_path: str) -> None:
+def main(paths: list[str]) -> None:
     module = load_upstream_on_cpu()
+    blur = module.Blur  # init_GAN replaces this global with nn.Identity when antialias is off
+    for in_path, out_path in zip(paths[::2], paths[1::2], strict=True):
+        module.Blur = blur
+        one_step(module, in_path, out_path)
+
+
+def one_step(module, in_path: str, out_path: str) -> None:
+    """A fresh Trainer from IN.pt takes its step; OUT.pt gets what happened."""
     payload = torch.load(in_path, weights_only=False)
     with tempfile.TemporaryDirectory() as base:
         trainer = module.Trainer(
@@ -53,4 +61,4 @@ def main(in_path: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1:])

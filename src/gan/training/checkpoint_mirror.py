@@ -7,7 +7,8 @@ After each atomic local save the checkpoint is copied to `root` (a gs:// folder,
 written through the storage client, or a local folder), and while training runs
 the TensorBoard event files and progress frames follow (`LiveSync`); an attempt
 that starts with an empty model folder fetches the checkpoint and the event files
-first and resumes.
+first and resumes. Every request takes the storage client's own retry policy
+(uploads too: a checkpoint upload replaces the whole object, so a repeat is safe).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 
 from src.common.atomic_files import atomic_open
 from src.common.gcs_uri import parse_gcs_uri
-from src.common.retry import with_retries
 from src.gan import random_state
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,7 @@ class CheckpointMirror:
                 p.relative_to(base).as_posix() for p in (base / folder).rglob("*") if p.is_file()
             )
         prefix = f"{self._prefix}/{folder}/" if self._prefix else f"{folder}/"
-        blobs = with_retries(
-            lambda: list(self._bucket.list_blobs(prefix=prefix)),
-            what=f"listing of {self.location(folder)}",
-        )
+        blobs = self._bucket.list_blobs(prefix=prefix, retry=_retry())
         return sorted(
             blob.name.removeprefix(f"{self._prefix}/" if self._prefix else "") for blob in blobs
         )
@@ -78,12 +75,10 @@ class CheckpointMirror:
                 shutil.copyfileobj(data, handle)
         else:
             blob = self._blob(name)
-            if not with_retries(blob.exists, what=f"lookup of {self.root}/{name}"):
+            if not blob.exists(retry=_retry()):
                 return False
             with atomic_open(target) as handle:
-                with_retries(
-                    lambda: _download(blob, handle), what=f"download of {self.root}/{name}"
-                )
+                blob.download_to_file(handle, retry=_retry())
         if not quiet:
             log.info("fetched %s/%s to resume from it", self.root, name)
         return True
@@ -102,15 +97,13 @@ class CheckpointMirror:
         # The storage client draws from Python's `random` (upload boundaries, retry jitter),
         # as upstream's augmentation does.
         with random_state.preserved():
-            with_retries(
-                lambda: blob.upload_from_filename(str(source)), what=f"upload to {self.root}/{name}"
-            )
+            blob.upload_from_filename(str(source), retry=_retry())
 
 
-def _download(blob, handle) -> None:
-    handle.seek(0)
-    handle.truncate()
-    blob.download_to_file(handle)
+def _retry():
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY
 
 
 def report_mirror(root: str, artifact_uri: str) -> None:

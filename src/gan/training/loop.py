@@ -327,6 +327,7 @@ def _save(run: _Run, step: int) -> None:
     own = {"rng": random_state.capture(run.device), "bank": run.step.bank.state_dict()}
     others = gather(own, run.ranks)[1:]  # collective
     check_same_weights(run.gan, run.ranks, step)  # collective
+    run.saved_step = step  # on every rank: `_stop` and the end of training branch on it
     if not run.ranks.is_main:
         return
     state = {
@@ -343,7 +344,6 @@ def _save(run: _Run, step: int) -> None:
         "data": run.data,
     }
     save_checkpoint(run.model_dir, state, run.config)
-    run.saved_step = step
     if run.mirror is not None:
         run.mirror.push(run.model_dir, CHECKPOINT_NAME)
 

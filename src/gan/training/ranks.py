@@ -170,10 +170,12 @@ def _spawn(launch: Launch, target: Callable[..., Any], args: tuple) -> Any:
                 start_method="spawn",
             )
         except mp.ProcessRaisedException:
-            for local_rank in range(launch.local):
-                outcome = _read_outcome(folder, local_rank)
-                if outcome is not None and "error" in outcome:
-                    raise outcome["error"] from None
+            errors = [_read_outcome(folder, local_rank) for local_rank in range(launch.local)]
+            errors = [outcome["error"] for outcome in errors if outcome and "error" in outcome]
+            # A rank that crashed closes its peers' connections: its own error is the cause.
+            errors.sort(key=lambda error: "closed by peer" in str(error))
+            if errors:
+                raise errors[0] from None
             raise
         outcome = _read_outcome(folder, 0)
     if outcome is None:

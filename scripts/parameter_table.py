@@ -1,4 +1,4 @@
-"""Prints the README's pipeline-parameter table from src/params/schema.py."""
+"""Prints the pipeline-parameter table of docs/parameters.md from src/params/schema.py."""
 
 import sys
 from pathlib import Path
