@@ -57,9 +57,11 @@ def run_ours(args: argparse.Namespace) -> dict:
     import torch
 
     from src.gan.config import TrainConfig
+    from src.gan.images import load_images
     from src.gan.networks.build import build_gan, pick_device
-    from src.gan.training.image_bank import ImageBank, load_image_folder
-    from src.gan.training.loop import StepRunner, flush_denormals, resolve_amp
+    from src.gan.training.image_bank import ImageBank
+    from src.gan.training.precision import Precision, choose_amp, flush_denormals
+    from src.gan.training.step import GanStep
 
     config = TrainConfig(
         image_size=args.image_size,
@@ -73,17 +75,16 @@ def run_ours(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     random.seed(0)
     load_started = time.perf_counter()
-    images = load_image_folder(Path(args.data), config.channels, config.image_size)
+    images = load_images(Path(args.data), config.channels, config.image_size)
+    bank = ImageBank(images, config.channels, 0, device)
     load_seconds = time.perf_counter() - load_started
-    bank = ImageBank(images, 0, device)
-    runner = StepRunner(
-        build_gan(config, device), bank, config, device, resolve_amp(args.amp, device), 0.3
-    )
+    precision = Precision(choose_amp(args.amp, device), device)
+    runner = GanStep(build_gan(config, device), bank, config, precision, 0.3)
     times = []
     with flush_denormals(device):  # as train_gan does
         for step in range(args.steps):
             started = time.perf_counter()
-            runner.step(step)
+            runner(step)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - started)

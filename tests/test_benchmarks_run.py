@@ -49,6 +49,21 @@ def test_swd_benchmark_prints_a_ratio_of_identical_scores():
     assert re.search(r"speed-up: \d+\.\d+x \(scores identical\)", output)
 
 
+def test_train_step_benchmark_prints_a_ratio_against_upstream():
+    output = run_bench(
+        "bench.train_step", "--rounds", "1", "--steps", "2", "--batch-size", "2",
+        "--latent-dim", "32", "--fmap-max", "16",
+    )  # fmt: skip
+    assert re.search(r"ratio ours/upstream: +\d+\.\d+x", output)
+
+
+def test_preemption_benchmark_loses_fewer_steps_to_sigterm_than_to_a_kill():
+    output = run_bench("bench.preemption", "--steps", "20", "--stop-after", "2", "--repeats", "1")
+    term = re.search(r"SIGTERM: saved step (\d+), 0 steps lost", output)
+    kill = re.search(r"SIGKILL: saved step 0, (\d+) steps lost", output)
+    assert term and kill and int(term.group(1)) >= 2 and int(kill.group(1)) >= 2, output
+
+
 def test_archive_benchmark_prints_a_ratio():
     output = run_bench(
         "bench.archive_download",
