@@ -10,9 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from src.common.errors import ConfigError
-from src.gan.images import load_float_images
 from src.gan.sampling.generate import choose_generator, generate_images
-from src.gan.scoring.swd import PATCH, patch_descriptors, swd
+from src.gan.scoring.swd import PATCH, load_float_images, patch_descriptors, swd
 
 
 def digests(folder: Path) -> dict[str, str]:

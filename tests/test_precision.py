@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from src.gan.config import TrainConfig
-from src.gan.images import load_float_images
 from src.gan.model_folder import load_checkpoint
 from src.gan.networks.build import build_gan
+from src.gan.scoring.swd import load_float_images
 from src.gan.training.loop import train_gan
 from src.gan.training.precision import AmpChoice, Precision, choose_amp
 from src.gan.training.step import GanStep

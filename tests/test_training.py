@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -34,8 +35,11 @@ def test_resumed_training_equals_uninterrupted_training(cleansed_sample, tmp_pat
     assert straight.final_d_loss == second_half.final_d_loss
 
 
-def test_killed_training_resumes_from_its_last_checkpoint(cleansed_sample, tmp_path):
-    model_dir = tmp_path / "model"
+def test_killed_training_resumes_from_its_last_checkpoint_and_left_no_temporary_folder(
+    cleansed_sample, tmp_path
+):
+    model_dir, scratch = tmp_path / "model", tmp_path / "tmp"
+    scratch.mkdir()
     code = (
         "import sys; from pathlib import Path; from dataclasses import replace;"
         "from tests.conftest import SMOKE; from src.gan.training.loop import train_gan;"
@@ -45,6 +49,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(cleansed_sample, tmp_p
         [sys.executable, "-c", code, str(cleansed_sample), str(model_dir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     deadline = time.monotonic() + 240
     try:
@@ -58,6 +63,9 @@ def test_killed_training_resumes_from_its_last_checkpoint(cleansed_sample, tmp_p
         process.wait()
     killed_at = load_checkpoint(model_dir)["step"]
     assert killed_at >= 2, "training never wrote a checkpoint"
+    assert (
+        list(scratch.glob("resume-from-*")) == []
+    )  # without resume_from there is nothing to fetch
     result = train_gan(
         cleansed_sample, model_dir, replace(SMOKE, steps=killed_at + 1, save_every=1)
     )

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from src.gan.config import TrainConfig
-from src.gan.images import load_float_images
 from src.gan.networks.build import build_gan
+from src.gan.scoring.swd import load_float_images
 from src.gan.training.precision import AmpChoice, Precision
 from src.gan.training.step import GanStep
 from tests.support.gradient_capture import capture_gradients

@@ -79,14 +79,6 @@ def to_float(batch: torch.Tensor, channels: int) -> torch.Tensor:
     return images[:, :channels].contiguous().float().div_(255.0)
 
 
-def load_float_images(
-    folder: Path, channels: int, image_size: int | None = None, pattern: str = "*", limit: int = 0
-) -> torch.Tensor:
-    """At most `limit` (0: all) images of `folder` as floats [N, channels, H, W] in [0, 1]."""
-    array = load_images(folder, channels, image_size, pattern)
-    return to_float(torch.from_numpy(np.array(array[: limit or None])), channels)
-
-
 def dataset_identity(folder: Path, images: np.ndarray) -> dict[str, Any]:
     """What a checkpoint records of its training images: their digest, source and shape.
 

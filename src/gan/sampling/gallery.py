@@ -16,8 +16,9 @@ from typing import Any
 
 from PIL import Image
 
-from src.gan.images import load_float_images, load_images
+from src.gan.images import load_images
 from src.gan.sampling.render import encode, thumbnail, to_pil, to_uint8
+from src.gan.scoring.swd import load_float_images
 
 CAP = 256
 REAL_SHOWN = 16

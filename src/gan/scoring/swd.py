@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from src.gan.images import load_float_images
+from src.gan.images import load_images, to_float
 
 PATCH = 7
 
@@ -112,6 +112,14 @@ def swd_with_references(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -
         "noise": swd(first, noise, seed=seed),
         "images": count,
     }
+
+
+def load_float_images(
+    folder: Path, channels: int, image_size: int | None = None, pattern: str = "*", limit: int = 0
+) -> torch.Tensor:
+    """At most `limit` (0: all) images of `folder` as floats [N, channels, H, W] in [0, 1]."""
+    array = load_images(folder, channels, image_size, pattern)
+    return to_float(torch.from_numpy(np.array(array[: limit or None])), channels)
 
 
 def load_pair(

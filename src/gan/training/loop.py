@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,8 +154,9 @@ def train_gan(
         if mirror.fetch(model_dir, CHECKPOINT_NAME):
             source = mirror.location(CHECKPOINT_NAME)
             mirror.fetch_folder(model_dir, BOARD)  # the curves so far, continued, not replayed
-    with tempfile.TemporaryDirectory(prefix="resume-from-") as folder:
-        start = _fetch_start(resume_from, model_dir, Path(folder))
+    fetched = tempfile.TemporaryDirectory(prefix="resume-from-") if resume_from else nullcontext()
+    with fetched as folder:
+        start = _fetch_start(resume_from, model_dir, Path(folder)) if folder else None
         job = _Job(data_dir, model_dir, config, checkpoint_root, source, start, resume_from)
         on_step = None if launch.spawns else on_step
         with StopRequests():  # while ranks finish a requested stop, this process waits for them
