@@ -39,13 +39,14 @@ SMALL = [*TINY, "--param", "save_every=1"]
 pytestmark = pytest.mark.slow
 
 
-def start_run(workdir: Path, *args: str) -> subprocess.Popen:
+def start_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=env,
     )
 
 
@@ -249,18 +250,8 @@ def test_sigterm_stops_the_runner_like_ctrl_c(tmp_path):
 def finished_runs(tmp_path_factory) -> tuple[list[subprocess.CompletedProcess], str, Path]:
     """Two whole runs started at the same moment in one workdir, every process they start tagged."""
     workdir, tag = tmp_path_factory.mktemp("finished"), secrets.token_hex(8)
-    command = [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir)]
-    runs = [
-        subprocess.Popen(
-            [*command, "--steps", "1", *SMALL],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, TAG: tag},
-        )
-        for _ in range(2)
-    ]
+    env = {**os.environ, TAG: tag}
+    runs = [start_run(workdir, "--steps", "1", *SMALL, env=env) for _ in range(2)]
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     done = [
         subprocess.CompletedProcess(run.args, run.returncode, out, "")

@@ -184,19 +184,12 @@ def test_a_resume_removes_the_half_written_checkpoints_of_killed_saves(
 def test_a_checkpoint_root_reused_on_other_images_is_refused_before_training(
     cleansed_sample, tmp_path
 ):
-    from src.backends.sample import SAMPLE_DIR
-    from src.data.cleanse import CleanseSettings, cleanse_folder
 
     # Given a model trained on the sample, its checkpoint mirrored to a root
     root = str(tmp_path / "ck")
     train_gan(cleansed_sample, tmp_path / "a", replace(SMOKE, steps=1), checkpoint_root=root)
     # and another, smaller set of images
-    subset = tmp_path / "subset"
-    subset.mkdir()
-    for path in sorted(SAMPLE_DIR.glob("digit_0[0-1]*.png")):
-        shutil.copy(path, subset / path.name)
-    other = tmp_path / "other"
-    cleanse_folder(subset, other, CleanseSettings(image_size=32, workers=1))
+    other = other_images(tmp_path)
     # When a run on the other set reuses the root, then it stops before training, naming both
     with pytest.raises(CheckpointError) as refused:
         train_gan(other, tmp_path / "b", replace(SMOKE, steps=2), checkpoint_root=root)
@@ -208,17 +201,10 @@ def test_a_checkpoint_root_reused_on_other_images_is_refused_before_training(
 
 
 def test_resume_from_fine_tunes_a_trained_model_on_other_images(cleansed_sample, tmp_path, caplog):
-    from src.backends.sample import SAMPLE_DIR
-    from src.data.cleanse import CleanseSettings, cleanse_folder
 
     # Given a model trained on the sample, and a smaller set of other images
     train_gan(cleansed_sample, tmp_path / "a", replace(SMOKE, steps=2))
-    subset = tmp_path / "subset"
-    subset.mkdir()
-    for path in sorted(SAMPLE_DIR.glob("digit_0[0-1]*.png")):
-        shutil.copy(path, subset / path.name)
-    other = tmp_path / "other"
-    cleanse_folder(subset, other, CleanseSettings(image_size=32, workers=1))
+    other = other_images(tmp_path)
     # When a new run on them starts from that model's checkpoint, as a choice
     caplog.set_level("INFO")
     start = str(tmp_path / "a" / "checkpoint.pt")
@@ -248,3 +234,16 @@ def test_a_retry_with_nothing_left_to_train_still_fills_its_new_model_folder(
     assert {"checkpoint.pt", "model_config.json", "upstream"} <= {
         p.name for p in (tmp_path / "retry").iterdir()
     }
+
+
+def other_images(tmp_path: Path) -> Path:
+    """20 of the sample's digits, cleansed: a set other than the one the models trained on."""
+    from src.backends.sample import SAMPLE_DIR
+    from src.data.cleanse import CleanseSettings, cleanse_folder
+
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for path in sorted(SAMPLE_DIR.glob("digit_0[0-1]*.png")):
+        shutil.copy(path, subset / path.name)
+    cleanse_folder(subset, tmp_path / "other", CleanseSettings(image_size=32, workers=1))
+    return tmp_path / "other"
