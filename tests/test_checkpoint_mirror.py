@@ -9,13 +9,17 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
 from devtools.http_proxy import HttpProxy
+from src.common import runtime_env
+from src.common.errors import ConfigError
 from src.components import train_gan
-from src.gan.model_folder import load_checkpoint
+from src.gan.model_folder import CheckpointError, load_checkpoint
 from src.gan.training.checkpoint_mirror import CheckpointMirror
+from src.gan.training.task import check_mirror
 from tests.support.components import run_component
 
 SMALL = {
@@ -128,3 +132,15 @@ def test_gcs_mirror_rides_out_refused_and_cut_off_requests(fresh_bucket, emulato
     assert proxy.failures >= 2 and cut
     assert names == ["frames/0001.png"] and fetched
     assert (tmp_path / "back" / "checkpoint.pt").read_bytes() == payload
+
+
+@pytest.mark.parametrize("root", ["/", "", "//"])
+def test_a_mirror_at_the_filesystem_root_or_the_working_directory_is_refused(root):
+    with pytest.raises(CheckpointError, match="name a folder of its own"):
+        CheckpointMirror(root)
+
+
+def test_a_spot_task_without_a_gs_mirror_is_refused_naming_the_fix(monkeypatch):
+    monkeypatch.setenv(runtime_env.SPOT, "1")
+    with pytest.raises(ConfigError, match=r"spot capacity: .*checkpoint_root=gs://BUCKET/FOLDER"):
+        check_mirror("/tmp/ck", "/local/model")

@@ -24,6 +24,7 @@ from src.gan.config import TrainConfig
 from src.gan.training.settings import config_from_params
 from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import BY_NAME, PARAMS, local_defaults
+from src.params.uri_checks import checkpoint_root_problem
 from src.pipeline import COMPILED_DIR, COMPILED_FILES, TRAIN_INPUTS, build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,3 +262,23 @@ def test_a_local_run_on_the_bundled_grey_digits_trains_grey_and_one_on_its_own_s
         specs.append(run.spec()["params"])
     assert [spec["greyscale"] for spec in specs] == [True, False]
     assert BY_NAME["greyscale"].compiled is False  # the compiled pipeline keeps colour
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["/", "//", "/home", "/home/alice", "/root", "/tmp", "/tmp/../etc", "/a//b", "/gcs/bucket",
+     "relative/ckpt", "./ckpt"],
+)  # fmt: skip
+def test_a_checkpoint_root_that_is_not_a_folder_of_its_own_is_refused_before_anything_starts(
+    value, tmp_path, capsys
+):
+    code = main(["run", "--workdir", str(tmp_path), "--param", f"checkpoint_root={value}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint_root={value!r}" in err and "folder for this run's checkpoints alone" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["/tmp/ckpt", "/data/ckpt", "/gcs/bucket/ckpt/", "gs://b-1/c"])
+def test_a_checkpoint_root_of_its_own_is_taken(value):
+    assert checkpoint_root_problem(value) is None

@@ -17,6 +17,7 @@ import torch
 from src.backends.local import read_task_outputs
 from src.backends.sample import SAMPLE_DIR
 from src.cli.options import given_params
+from src.common.atomic_files import TEMPORARY_MARK
 from src.data.cleanse import CleanseSettings, cleanse_folder
 from src.gan.model_folder import load_checkpoint
 from src.gan.training.task import train_task
@@ -331,7 +332,10 @@ def test_resume_removes_the_temporary_files_that_killed_writers_left(finished_ru
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (cleansed,) = run_dir.glob("pipeline_root/*/cleanse-images/cleansed")
-    left = [cleansed / f".images.npy.tmp-{dead.pid}", run_dir / f"checkpoints/.x.pt.tmp-{dead.pid}"]
+    left = [
+        cleansed / f".images.npy{TEMPORARY_MARK}{dead.pid}",
+        run_dir / f"checkpoints/.x.pt{TEMPORARY_MARK}{dead.pid}",
+    ]
     for path in left:
         path.write_bytes(b"partial")
     # When it is resumed

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from src.common.atomic_files import TEMPORARY_MARK
 from src.common.stale_files import remove_stale_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,9 +23,9 @@ def test_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     # Given temporaries of a finished process, of a running one and of this one, and other files
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        dead = tmp_path / f".checkpoint.pt.tmp-{dead_pid()}"
-        live = tmp_path / f".checkpoint.pt.tmp-{sleeper.pid}"
-        own = tmp_path / f".index.json.tmp-{os.getpid()}"
+        dead = tmp_path / f".checkpoint.pt{TEMPORARY_MARK}{dead_pid()}"
+        live = tmp_path / f".checkpoint.pt{TEMPORARY_MARK}{sleeper.pid}"
+        own = tmp_path / f".index.json{TEMPORARY_MARK}{os.getpid()}"
         others = [tmp_path / "checkpoint.pt", tmp_path / ".hidden", tmp_path / "x.tmp-1"]
         for path in [dead, live, own, *others]:
             path.write_bytes(b"data")
@@ -40,8 +41,8 @@ def test_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
 
 def test_own_temporaries_go_only_when_asked_and_subfolders_only_when_recursive(tmp_path):
     (tmp_path / "sub").mkdir()
-    own = tmp_path / f".model.pt.tmp-{os.getpid()}"
-    below = tmp_path / "sub" / f".images.npy.tmp-{dead_pid()}"
+    own = tmp_path / f".model.pt{TEMPORARY_MARK}{os.getpid()}"
+    below = tmp_path / "sub" / f".images.npy{TEMPORARY_MARK}{dead_pid()}"
     own.write_bytes(b"x")
     below.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == []
@@ -72,6 +73,24 @@ def test_a_save_killed_midway_leaves_a_temporary_that_is_then_removed(tmp_path):
     # When the folder is cleaned, then the temporary is gone
     assert remove_stale_temporaries(tmp_path) == [left]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temporaries_of_other_programs_are_never_touched(tmp_path):
+    # Given files that look temporary, written by other programs whose process is gone
+    dead = dead_pid()
+    decoys = [
+        tmp_path / f".precious.db.tmp-{dead}",
+        tmp_path / f".checkpoint.pt.tmp-{dead}",
+        tmp_path / f"lwgan-tmp-{dead}",
+        tmp_path / f".x{TEMPORARY_MARK}{dead}.bak",
+    ]
+    (tmp_path / "sub").mkdir()
+    decoys.append(tmp_path / "sub" / f".notes.txt.tmp-{dead}")
+    for path in decoys:
+        path.write_bytes(b"someone's data")
+    # When the folder is cleaned, recursively, then every one of them is still there
+    assert remove_stale_temporaries(tmp_path, recursive=True, include_own=True) == []
+    assert all(path.read_bytes() == b"someone's data" for path in decoys)
 
 
 def test_a_missing_folder_holds_nothing(tmp_path: Path):

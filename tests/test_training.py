@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.common.atomic_files import TEMPORARY_MARK
+from src.common.stale_files import OWNER_MARK
 from src.gan.model_folder import CheckpointError, load_checkpoint
 from src.gan.training.loop import TrainingDiverged, train_gan
 from tests.conftest import SMOKE
@@ -171,14 +173,39 @@ def test_a_resume_removes_the_half_written_checkpoints_of_killed_saves(
     shutil.copytree(trained_model, model_dir)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    left = [model_dir / f".checkpoint.pt.tmp-{dead.pid}", mirror / f".checkpoint.pt.tmp-{dead.pid}"]
+    left = [
+        model_dir / f".checkpoint.pt{TEMPORARY_MARK}{dead.pid}",
+        mirror / f".checkpoint.pt{TEMPORARY_MARK}{dead.pid}",
+    ]
     for path in left:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x" * 1024)
+    (mirror / OWNER_MARK).touch()  # the killed attempt had claimed the mirror
     # When training resumes there, then they are gone and the checkpoint itself is not
     train_gan(cleansed_sample, model_dir, replace(SMOKE, steps=3), checkpoint_root=str(mirror))
     assert not any(path.exists() for path in left)
     assert load_checkpoint(model_dir)["step"] == 3
+
+
+def test_a_checkpoint_root_holding_other_files_is_refused_and_left_alone(cleansed_sample, tmp_path):
+    # Given a folder of someone's files, one of them named like a killed writer's temporary
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "home"
+    folder.mkdir()
+    decoys = {folder / f".precious.db.tmp-{dead.pid}": b"db", folder / "notes.txt": b"notes"}
+    for path, data in decoys.items():
+        path.write_bytes(data)
+    # When a run names it as its checkpoint root
+    with pytest.raises(CheckpointError) as refused:
+        train_gan(
+            cleansed_sample, tmp_path / "m", replace(SMOKE, steps=1), checkpoint_root=str(folder)
+        )
+    # Then it is refused, naming the folder and the fix, and nothing there changed
+    assert f"checkpoint_root={str(folder)!r} holds other files" in str(refused.value)
+    assert "pass a new or empty folder" in str(refused.value)
+    assert {p: p.read_bytes() for p in folder.iterdir()} == decoys
+    assert not (tmp_path / "m" / "checkpoint.pt").exists()
 
 
 def test_a_checkpoint_root_reused_on_other_images_is_refused_before_training(

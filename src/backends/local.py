@@ -32,7 +32,7 @@ from src.backends.processes import STOP_GRACE_S
 from src.backends.run_folder import RunFolder, RunnerWriteError
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
-from src.common.stale_files import remove_stale_temporaries
+from src.common.stale_files import OWNER_MARK, remove_stale_temporaries
 from src.params.schema import local_defaults
 from src.params.values import resolve
 
@@ -298,6 +298,8 @@ def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) ->
     try:
         # Left by writers killed in an earlier attempt; none of this run's is alive (the lock).
         removed = remove_stale_temporaries(run.root, recursive=True)
+        run.checkpoints.mkdir(exist_ok=True)
+        (run.checkpoints / OWNER_MARK).touch()  # the train step's to clean, also for older runs
         run.result_path.unlink(missing_ok=True)
         console = Console(run.logs, out, options.verbose, is_terminal=out.isatty())
     except OSError as error:

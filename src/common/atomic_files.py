@@ -9,11 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+# Every temporary this project writes is `.NAME` + TEMPORARY_MARK + PID; src/common/stale_files.py
+# deletes only names of this form, so another program's `.x.tmp-123` is never touched.
+TEMPORARY_MARK = ".lwgan-tmp-"
+
+
+def temporary_path(path: Path) -> Path:
+    """Where this process writes `path` until it is whole."""
+    return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}")
+
 
 @contextlib.contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """A binary handle whose content replaces `path` only once it is whole and on disk."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary = temporary_path(path)
     try:
         with open(temporary, "wb") as handle:
             yield handle

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from src.common.atomic_files import write_json_atomically
+from src.common.atomic_files import temporary_path, write_json_atomically
 from src.common.image_array import ARRAY_NAME, INDEX_NAME
 
 HEADER_BYTES = 128  # .npy header, padded: rewritten in place once the row count is known
@@ -29,13 +29,13 @@ class ArrayWriter:
 
     The index records the SHA-256 of the rows in order, which is what a trained
     model's checkpoint remembers of its data. Until then the rows go to
-    `.images.npy.tmp-PID`, the temporary name of atomic_files.py, which
+    the temporary name of atomic_files.py, which
     src/common/stale_files.py removes once this process is gone.
     """
 
     def __init__(self, folder: Path, row_shape: tuple[int, int, int]) -> None:
         self.folder, self.row_shape, self.names = folder, tuple(row_shape), []
-        self.partial = folder / f".{ARRAY_NAME}.tmp-{os.getpid()}"
+        self.partial = temporary_path(folder / ARRAY_NAME)
         self.handle = open(self.partial, "wb")  # noqa: SIM115 (held across appends; close() ends it)
         self.handle.write(npy_header((0, *self.row_shape)))
         self.digest = hashlib.sha256()

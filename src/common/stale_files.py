@@ -1,8 +1,9 @@
 """Remove the temporary files that killed writers leave behind.
 
-A writer names its temporary `.NAME.tmp-PID` (src/common/atomic_files.py,
-src/common/image_array_writer.py) and renames or deletes it when it finishes;
-one that is killed first leaves it forever, often as large as what it wrote.
+A writer names its temporary `.NAME.lwgan-tmp-PID` (atomic_files.temporary_path)
+and renames or deletes it when it finishes; one that is killed first leaves it
+forever, often as large as what it wrote. Only names of that form are touched:
+another program's `.NAME.tmp-PID` is its own business.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import os
 import re
 from pathlib import Path
 
-_TEMPORARY = re.compile(r"\..+\.tmp-(\d+)")
+from src.common.atomic_files import TEMPORARY_MARK
+
+OWNER_MARK = ".lwgan-checkpoints"  # in a checkpoint folder: the project's own, temporaries too
+_TEMPORARY = re.compile(r"\..+" + re.escape(TEMPORARY_MARK) + r"(\d+)")
 
 
 def writer_is_alive(pid: int) -> bool:
@@ -21,14 +25,14 @@ def writer_is_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
 def remove_stale_temporaries(
     folder: Path, *, recursive: bool = False, include_own: bool = False
 ) -> list[Path]:
-    """Deletes the `.NAME.tmp-PID` files in `folder` whose writer is gone; returns them.
+    """Deletes the project's temporaries in `folder` whose writer is gone; returns them.
 
     Args:
         folder: where to look (a missing folder holds nothing).
@@ -37,7 +41,7 @@ def remove_stale_temporaries(
             this process writes nothing there yet: a fresh container may give this
             process the PID that the killed writer had.
     """
-    pattern = "**/.*.tmp-*" if recursive else ".*.tmp-*"
+    pattern = f"{'**/' if recursive else ''}.*{TEMPORARY_MARK}*"
     removed = []
     for path in sorted(folder.glob(pattern)) if folder.is_dir() else []:
         match = _TEMPORARY.fullmatch(path.name)

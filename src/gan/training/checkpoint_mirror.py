@@ -19,7 +19,9 @@ from pathlib import Path
 
 from src.common.atomic_files import atomic_open
 from src.common.gcs_uri import parse_gcs_uri
+from src.common.stale_files import OWNER_MARK
 from src.gan import random_state
+from src.gan.model_folder import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ class CheckpointMirror:
 
     def __init__(self, root: str) -> None:
         self.root = root.rstrip("/")
+        if not self.root:  # never the file system's root, nor (as "") the working directory
+            raise CheckpointError(f"{root!r}: name a folder of its own")
         self._bucket = None
         if self.root.startswith("gs://"):
             bucket, prefix = parse_gcs_uri(self.root + "/", "checkpoint_root")
@@ -36,6 +40,19 @@ class CheckpointMirror:
 
             self._bucket = storage.Client().bucket(bucket)
             self._prefix = prefix.rstrip("/")
+
+    def claim(self) -> Path | None:
+        """A local root, once known to be this project's (new, empty or marked), else None."""
+        root = Path(self.root)
+        if self._bucket:
+            return None
+        if root.is_dir() and not (root / OWNER_MARK).exists() and any(root.iterdir()):
+            raise CheckpointError(
+                f"checkpoint_root={self.root!r} holds other files: pass a new or empty folder"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        (root / OWNER_MARK).touch()
+        return root
 
     def _blob(self, name: str):
         return self._bucket.blob(f"{self._prefix}/{name}" if self._prefix else name)
@@ -104,18 +121,3 @@ def _retry():
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     return DEFAULT_RETRY
-
-
-def report_mirror(root: str, artifact_uri: str) -> None:
-    """Says in the step's first lines whether a retried attempt will find the checkpoints."""
-    if root:
-        log.info(
-            "checkpoints are mirrored to %s: a retried attempt resumes from the last one", root
-        )
-        return
-    log.warning(
-        "no checkpoint mirror: the model artifact is at %s (not gs://) and checkpoint_root is "
-        "empty, so a retried or preempted attempt starts again at step 0; set "
-        "checkpoint_root=gs://BUCKET/FOLDER to resume instead",
-        artifact_uri,
-    )

@@ -192,8 +192,10 @@ def _fetch_start(resume_from: str, model_dir: Path, folder: Path) -> Path | None
 
 
 def _remove_what_killed_writers_left(model_dir: Path, checkpoint_root: str) -> None:
-    """Half-written checkpoints of earlier, killed attempts (nothing of this run writes yet)."""
-    folders = [model_dir] + ([Path(checkpoint_root)] if checkpoint_root.startswith("/") else [])
+    """Half-written checkpoints of earlier, killed attempts (nothing of this run writes yet),
+    in the model folder and a local checkpoint root that is this project's own."""
+    root = CheckpointMirror(checkpoint_root).claim() if checkpoint_root else None
+    folders = [model_dir] + ([root] if root else [])
     removed = [
         path
         for folder in folders

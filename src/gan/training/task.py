@@ -3,6 +3,7 @@ metrics and training page out (src/components/train_gan.py only adapts artifacts
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -13,11 +14,11 @@ from typing import Any
 from src.common import runtime_env
 from src.common.errors import ConfigError
 from src.gan.config import TrainConfig
-from src.gan.training.checkpoint_mirror import report_mirror
 from src.gan.training.loop import TrainResult, train_gan
 from src.gan.training.settings import config_from_params
 from src.gan.watching.training_page import training_report_html
 
+log = logging.getLogger(__name__)
 CONFIG_FIELDS = {f.name for f in fields(TrainConfig)}
 # TrainResult values a person compares between runs, as metrics.
 METRICS = (
@@ -54,8 +55,7 @@ def train_task(
     values = {name: value for name, value in params.items() if name in CONFIG_FIELDS}
     config = config_from_params(**values, log_every=max(1, min(100, params["steps"] // 20)))
     mirror = params["checkpoint_root"] or (model_uri if model_uri.startswith("gs://") else "")
-    require_mirror_on_spot(mirror, model_uri)
-    report_mirror(mirror, model_uri)
+    check_mirror(mirror, model_uri)
     result = train_gan(
         images_dir,
         model_dir,
@@ -77,15 +77,25 @@ def train_task(
     return TaskOutputs(metadata, training_metrics(result, mirror), page)
 
 
-def require_mirror_on_spot(mirror: str, model_uri: str) -> None:
-    """On spot capacity (the compiled spot pipeline says so) a run without a mirror is refused."""
-    if os.environ.get(runtime_env.SPOT) and not mirror.startswith("gs://"):
-        raise ConfigError(
-            f"this train task runs on spot capacity, which preempts it, but its checkpoints have "
-            f"nowhere to survive: the model artifact is at {model_uri} (not gs://) and "
-            f"checkpoint_root is {mirror or 'empty'}. Set checkpoint_root=gs://BUCKET/FOLDER, "
-            "or run with a gs:// pipeline root"
+def check_mirror(mirror: str, model_uri: str) -> None:
+    """Says in the step's first lines whether a retried attempt will find the checkpoints.
+
+    On spot capacity (the compiled spot pipeline says so), which preempts the task, a
+    run whose checkpoints would not survive it is refused.
+    """
+    if mirror.startswith("gs://") or (mirror and not os.environ.get(runtime_env.SPOT)):
+        log.info(
+            "checkpoints are mirrored to %s: a retried attempt resumes from the last one", mirror
         )
+        return
+    lost = (
+        f"no checkpoint mirror: the model artifact is at {model_uri} (not gs://) and "
+        f"checkpoint_root is {mirror or 'empty'}, so a retried or preempted attempt starts "
+        "again at step 0; set checkpoint_root=gs://BUCKET/FOLDER"
+    )
+    if os.environ.get(runtime_env.SPOT):
+        raise ConfigError(f"this train task runs on spot capacity: {lost}")
+    log.warning(lost)
 
 
 def training_metrics(result: TrainResult, mirror: str) -> dict[str, float]:
