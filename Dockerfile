@@ -1,6 +1,9 @@
 # Project image: every pipeline step runs on it with nothing installed at run time.
 # Build and push with cloudbuild.yaml; compile with `python -m src.pipeline compile --image IMAGE`.
-FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
+# BASE is the pinned PyTorch CUDA image; where no registry is reachable,
+# `python -m devtools.project_image build` passes a stand-in made from Debian's packages.
+ARG BASE=pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 

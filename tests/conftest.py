@@ -155,3 +155,29 @@ def fake_kfp():
     fake = FakeKfp().start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def project_image() -> str:
+    """The project image built here (the stand-in base where no registry is reachable), by tag.
+
+    Built once, and again only when what goes into it changed. No engine is a failure that
+    says how to get one, never a skip.
+    """
+    from devtools.project_image import ImageBuildError, build
+    from src.backends.containers import docker_client
+    from src.common.errors import ConfigError
+
+    try:
+        docker_client()
+        return build()
+    except (ConfigError, ImageBuildError) as error:
+        pytest.fail(f"the container tier needs the project image: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_12_steps(tmp_path_factory: pytest.TempPathFactory):
+    """What an interrupted and resumed 12-step run must end with (test_run_cli.py's settings)."""
+    from tests.test_run_cli import uninterrupted_weights
+
+    return uninterrupted_weights(tmp_path_factory.mktemp("uninterrupted"))

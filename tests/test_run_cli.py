@@ -178,11 +178,10 @@ def logged_step(log: Path) -> int:
     return int(steps[-1]) if steps else 0
 
 
-@pytest.fixture(scope="module")
-def uninterrupted_12_steps(tmp_path_factory) -> dict[str, torch.Tensor]:
-    """The weights 12 uninterrupted steps of the runs' settings train, on the same images."""
+def uninterrupted_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The weights 12 uninterrupted steps of TINY runs train, on the same images
+    (conftest.py's `uninterrupted_12_steps` holds them for the session)."""
     params = resolve(given_params([("steps", "12"), *pairs(TINY)]), local_defaults(sample=True))
-    folder = tmp_path_factory.mktemp("uninterrupted")
     mode = "RGBA" if params["transparent"] else "L" if params["greyscale"] else "RGB"
     settings = CleanseSettings(
         image_size=params["image_size"],

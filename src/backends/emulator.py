@@ -44,10 +44,11 @@ class GcsEmulator:
     process: subprocess.Popen
     port: int
     log_path: Path
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @classmethod
     def start(
@@ -57,6 +58,7 @@ class GcsEmulator:
         timeout_s: float = 10.0,
         seed: Path | None = None,
         disk: Path | None = None,
+        host: str = "127.0.0.1",
     ) -> GcsEmulator:
         """Launches the server and waits until it answers.
 
@@ -66,7 +68,7 @@ class GcsEmulator:
         name sorts (measured at 20,000: about 1.5 ms a read on disk; in memory 2-3 ms
         for the first names, 11-19 ms for the last).
         """
-        port = port or free_port()
+        port = port or free_port()  # free on 127.0.0.1: then on every address
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"fake-gcs-server-{port}.log"
         command = [
@@ -74,7 +76,7 @@ class GcsEmulator:
             "-scheme",
             "http",
             "-host",
-            "127.0.0.1",
+            host,
             "-port",
             str(port),
             "-backend",
@@ -82,9 +84,9 @@ class GcsEmulator:
             "-log-level",
             "warn",
             "-public-host",
-            f"127.0.0.1:{port}",
+            f"{host}:{port}",
             "-external-url",
-            f"http://127.0.0.1:{port}",
+            f"http://{host}:{port}",
         ]
         if seed is not None:
             command += ["-data", str(seed)]
@@ -92,7 +94,7 @@ class GcsEmulator:
             command += ["-filesystem-root", str(disk)]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        emulator = cls(process=process, port=port, log_path=log_path)
+        emulator = cls(process=process, port=port, log_path=log_path, host=host)
         emulator._wait_ready(timeout_s)
         return emulator
 

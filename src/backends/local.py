@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from src.backends import containers
 from src.backends.console import Console, step_error
 from src.backends.processes import STOP_GRACE_S
 from src.backends.run_folder import RunFolder, RunnerWriteError
@@ -53,6 +54,7 @@ class LocalRunOptions:
     workdir: Path = Path("runs")
     resume: str | None = None  # run id or folder; "" for the newest run in workdir
     verbose: bool = False
+    image: str | None = None  # run every step in this project image (containers.py)
 
     def start(self) -> tuple[RunFolder, int]:
         """The run's folder and its lock: a new one with checked parameters, or one to resume.
@@ -69,6 +71,8 @@ class LocalRunOptions:
             return run, run.lock()
         sample = "source_uri" not in self.given
         params = resolve(self.given, local_defaults(sample))
+        if self.image:
+            self._check_image(sample)
         try:
             run = RunFolder.create(self.workdir)
         except OSError as error:
@@ -77,11 +81,21 @@ class LocalRunOptions:
             lock = run.lock()
             # Training checkpoints are mirrored into the run folder, where --resume finds them.
             params["checkpoint_root"] = params["checkpoint_root"] or str(run.checkpoints)
-            write_json_atomically(run.spec_path, {"params": params, "sample": sample})
+            spec = {"params": params, "sample": sample, "image": self.image}
+            write_json_atomically(run.spec_path, spec)
         except OSError as error:
             shutil.rmtree(run.root, ignore_errors=True)
             raise RunnerWriteError(run.spec_path, error) from error
         return run, lock
+
+    def _check_image(self, sample: bool) -> None:
+        """An engine that answers and has the image, and a source the containers can reach."""
+        if not sample:
+            raise ConfigError(
+                "--image runs the steps on a closed network that reaches only the local "
+                "emulator, so it takes the bundled sample only: drop --source (or --image)"
+            )
+        containers.require_image(containers.docker_client(), self.image)
 
 
 @dataclass
@@ -301,6 +315,7 @@ def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) ->
         run.checkpoints.mkdir(exist_ok=True)
         (run.checkpoints / OWNER_MARK).touch()  # the train step's to clean, also for older runs
         run.result_path.unlink(missing_ok=True)
+        image = run.spec().get("image")
         console = Console(run.logs, out, options.verbose, is_terminal=out.isatty())
     except OSError as error:
         failure = RunnerWriteError(error.filename or run.root, error)
@@ -335,6 +350,9 @@ def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) ->
         _stop(worker)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if image:  # the worker removes them, unless it was killed first
+            with contextlib.suppress(ConfigError):
+                containers.remove_run_containers(run.root)
         # After a failed write the same file fails again on close: the first failure is reported.
         with contextlib.suppress(RunnerWriteError) if failure else contextlib.nullcontext():
             console.close()

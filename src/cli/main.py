@@ -84,8 +84,14 @@ def run_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _command_run(args: argparse.Namespace) -> int:
     given = run_params(args)
+    if args.image and args.resume is not None:
+        raise ConfigError("--resume continues a run in its own image (or none): drop --image")
     options = LocalRunOptions(
-        given=given, workdir=Path(args.workdir), resume=args.resume, verbose=args.verbose
+        given=given,
+        workdir=Path(args.workdir),
+        resume=args.resume,
+        verbose=args.verbose,
+        image=args.image,
     )
     summary = run_locally(options)
     print(summary.text())
@@ -122,7 +128,8 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
         epilog="examples:\n  python -m src.pipeline run\n"
         "  python -m src.pipeline run --steps 1500 --param fmap_max=64\n"
         "  python -m src.pipeline run --source gs://my-bucket/cats/\n"
-        "  python -m src.pipeline run --resume        # continue the newest run after Ctrl-C\n\n"
+        "  python -m src.pipeline run --resume        # continue the newest run after Ctrl-C\n"
+        "  python -m src.pipeline run --image lwgan-kfp:0.1.0-...   # every step in the image\n\n"
         + parameter_table("local")
         + "\n  on the bundled sample set (no --source) also "
         + ", ".join(f"{name}={value!r}" for name, value in SAMPLE_DEFAULTS.items())
@@ -156,6 +163,13 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
         metavar="RUN",
         help="continue a failed or killed run (its id or folder; default: the newest in "
         "--workdir): finished steps are reused, training goes on from its last checkpoint",
+    )
+    parser.add_argument(
+        "--image",
+        default=None,
+        help="run every step in containers of this project image (python -m "
+        "devtools.project_image build), through kfp.local's DockerRunner, on a network that "
+        "reaches only the emulator; default: steps as subprocesses here",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="stream every step's full log to the console"
