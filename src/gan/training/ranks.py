@@ -151,7 +151,9 @@ def _as_rank(ranks: Ranks, device: torch.device, target: Callable[..., Any], arg
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // ranks.world_size))
     dist.init_process_group(backend, rank=ranks.rank, world_size=ranks.world_size)
     try:
-        return target(ranks, device, *args)
+        result = target(ranks, device, *args)
+        dist.barrier()  # leaving while a peer still works can abort in teardown (gloo)
+        return result
     finally:
         dist.destroy_process_group()
 

@@ -84,9 +84,7 @@ def check_mirror(mirror: str, model_uri: str) -> None:
     run whose checkpoints would not survive it is refused.
     """
     if mirror.startswith("gs://") or (mirror and not os.environ.get(runtime_env.SPOT)):
-        log.info(
-            "checkpoints are mirrored to %s: a retried attempt resumes from the last one", mirror
-        )
+        log.info("checkpoints are mirrored to %s: a retry resumes there", mirror)
         return
     lost = (
         f"no checkpoint mirror: the model artifact is at {model_uri} (not gs://) and "
