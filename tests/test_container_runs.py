@@ -212,3 +212,12 @@ def test_a_run_with_an_image_the_engine_lacks_is_refused_before_anything_starts(
     assert code == 2
     assert "no such image on this engine: build it with" in capsys.readouterr().err
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_the_startup_benchmark_prints_what_the_image_saves_a_step(project_image, capsys):
+    from bench import step_startup
+
+    assert step_startup.main(["--repeats", "1", "--steps", "download-images"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"download-images +embedded +[\d.]+s +image +[\d.]+s +saves +-?[\d.]+s", out)
+    assert re.search(r"the project adds \d+ MB", out), out
