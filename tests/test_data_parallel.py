@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,3 +98,37 @@ def test_an_error_in_a_rank_is_raised_with_its_own_type_and_message(cleansed_sam
     with pytest.raises(ConfigError, match="per training process"):
         train_gan(cleansed_sample, tmp_path / "model", config, world_size=2)
     assert not (tmp_path / "model" / "checkpoint.pt").exists()
+
+
+TRAIN_TWO = (
+    "import sys; from pathlib import Path; from dataclasses import replace;"
+    "from tests.conftest import SMOKE; from src.common.step_logging import configure_logging;"
+    "from src.gan.training.loop import train_gan; configure_logging();"
+    "train_gan(Path(sys.argv[1]), Path(sys.argv[2]), replace(SMOKE, steps=500, save_every=1000,"
+    " log_every=1), device='cpu', world_size=2, checkpoint_root=sys.argv[3])"
+)
+
+
+def test_sigterm_to_the_first_process_alone_reaches_every_rank_and_saves(cleansed_sample, tmp_path):
+    # Given two ranks training, checkpoints only every 1,000 steps, in a session of their own
+    log = tmp_path / "train.log"
+    with open(log, "w") as sink:
+        parent = subprocess.Popen(
+            [sys.executable, "-c", TRAIN_TWO, str(cleansed_sample), str(tmp_path / "m"), str(tmp_path / "mirror")],
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while "step 3/500" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "step 3/500" in log.read_text(), log.read_text()[-2000:]
+        # When only the first process gets SIGTERM, as a container runtime sends it to PID 1
+        os.kill(parent.pid, signal.SIGTERM)
+        code = parent.wait(timeout=120)
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL) if parent.poll() is None else None
+    # Then every rank stops after the step in flight, which is saved and mirrored
+    text = log.read_text()
+    stopped = int(re.search(r"stopped by SIGTERM after step (\d+)", text).group(1))
+    assert code != 0 and 3 <= stopped < 500
+    assert load_checkpoint(tmp_path / "mirror")["step"] == stopped

@@ -18,7 +18,6 @@ import shutil
 from pathlib import Path
 
 from src.common.atomic_files import atomic_open
-from src.common.gcs_uri import parse_gcs_uri
 from src.common.stale_files import OWNER_MARK
 from src.gan import random_state
 from src.gan.model_folder import CheckpointError
@@ -35,11 +34,10 @@ class CheckpointMirror:
             raise CheckpointError(f"{root!r}: name a folder of its own")
         self._bucket = None
         if self.root.startswith("gs://"):
-            bucket, prefix = parse_gcs_uri(self.root + "/", "checkpoint_root")
+            bucket, _, self._prefix = self.root[5:].partition("/")  # checked in the first step
             from google.cloud import storage  # only GCS mirrors need the client
 
             self._bucket = storage.Client().bucket(bucket)
-            self._prefix = prefix.rstrip("/")
 
     def claim(self) -> Path | None:
         """A local root, once known to be this project's (new, empty or marked), else None."""

@@ -159,7 +159,7 @@ def train_gan(
         start = _fetch_start(resume_from, model_dir, Path(folder)) if folder else None
         job = _Job(data_dir, model_dir, config, checkpoint_root, source, start, resume_from)
         on_step = None if launch.spawns else on_step
-        with StopRequests():  # while ranks finish a requested stop, this process waits for them
+        with StopRequests(forward=True):  # ranks finish a requested stop; this process waits
             return run_launch(launch, torch_device, _train_process, job, on_step)
 
 

@@ -11,6 +11,8 @@ retried, and the retry resumes exactly there. A second Ctrl-C stops at once.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
 import threading
 from types import FrameType, TracebackType
@@ -24,10 +26,16 @@ class Preempted(RuntimeError):
 
 
 class StopRequests:
-    """While active, SIGTERM and a first SIGINT set `requested` instead of ending the process."""
+    """While active, SIGTERM and a first SIGINT set `requested` instead of ending the process.
 
-    def __init__(self) -> None:
+    With `forward`, SIGTERM is also passed on to this process's children (the training
+    ranks): a container runtime (docker stop, a Vertex worker) signals only the first
+    process. SIGINT is not: a terminal's Ctrl-C reaches the whole process group.
+    """
+
+    def __init__(self, forward: bool = False) -> None:
         self.requested: signal.Signals | None = None
+        self.forward = forward
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopRequests:
@@ -55,3 +63,6 @@ class StopRequests:
                 signal.Signals(number).name,
             )
         self.requested = signal.Signals(number)
+        if self.forward and number == signal.SIGTERM:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, number)
