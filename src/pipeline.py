@@ -39,6 +39,8 @@ TARGETS = ("vertex", "kfp")
 COMPILED_DIR = Path(__file__).resolve().parents[1] / "compiled"
 COMPILED_FILES = {"vertex": "lightweight_gan_vertex.yaml", "kfp": "lightweight_gan_kfp.yaml"}
 DEFAULT_TRAIN_RETRIES = 3
+# The spot CustomJob's output folder on Vertex (its TensorBoard logs go below it): the job's own.
+BOARD_FOLDER = f"{dsl.PIPELINE_ROOT_PLACEHOLDER}/{dsl.PIPELINE_JOB_ID_PLACEHOLDER}/train-gan"
 
 
 def request_gpu(task: dsl.PipelineTask, target: str, gpu: GpuRequest, spot: bool = False) -> None:
@@ -130,10 +132,10 @@ def build_pipeline(
         train_retries = max(train_retries, SPOT_RETRIES)
         if target == "vertex":
             train_step = vertex_spot_component(train_step, gpu, spot)
-            # Vertex streams AIP_TENSORBOARD_LOG_DIR, below the job's output folder, to the board.
-            spot_inputs = (
-                {"base_output_directory": dsl.PIPELINE_ROOT_PLACEHOLDER} if spot.tensorboard else {}
-            )
+            # Vertex streams AIP_TENSORBOARD_LOG_DIR, below the job's output folder, to the board:
+            # one folder per pipeline job (retries of the task continue its curves), as GCPC's
+            # own Vertex components name theirs.
+            spot_inputs = {"base_output_directory": BOARD_FOLDER} if spot.tensorboard else {}
     signature = pipeline_signature()
 
     def lightweight_gan(*values):

@@ -68,10 +68,9 @@ def test_the_vertex_custom_job_asks_for_spot_capacity_of_the_gpus_usual_machine(
     assert env == {runtime_env.SPOT: "1", runtime_env.TENSORBOARD: BOARD}
     task = documents(spot_files["vertex"])[0]["root"]["dag"]["tasks"]["train-gan"]
     assert task["retryPolicy"]["maxRetryCount"] >= 8
+    # Vertex derives AIP_TENSORBOARD_LOG_DIR from it: a folder of the pipeline job's own
     assert task["inputs"]["parameters"]["base_output_directory"] == {
-        "runtimeValue": {
-            "constant": "{{$.pipeline_root}}"
-        }  # Vertex derives AIP_TENSORBOARD_LOG_DIR
+        "runtimeValue": {"constant": "{{$.pipeline_root}}/{{$.pipeline_job_uuid}}/train-gan"}
     }
 
 
@@ -133,6 +132,7 @@ def test_submit_vertex_spot_sends_the_custom_job_with_the_runs_identity(captured
         (["--accelerator", "NVIDIA_H200_141GB", "--accelerator-count", "8"], "NVIDIA_H200_141GB has no spot offering"),
         (["--tensorboard", "my-board"], "is not a Vertex AI TensorBoard resource: pass projects/"),
         (["--tensorboard", "projects/p/locations/europe-west4/tensorboards/1"], "--tensorboard is in europe-west4, the job runs in us-central1"),
+        (["--tensorboard", BOARD], "--tensorboard needs --service-account: Vertex AI refuses a CustomJob"),
     ],
 )  # fmt: skip
 def test_submit_vertex_refuses_a_spot_run_it_cannot_make_before_sending(
@@ -173,3 +173,11 @@ def test_compile_stays_free_of_gcpc_unless_spot_is_asked_for(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_compile_refuses_a_tensorboard_without_the_service_account_vertex_requires(
+    tmp_path, capsys
+):
+    assert main(["compile", "--spot", "--out-dir", str(tmp_path), "--tensorboard", BOARD]) == 2
+    assert "--tensorboard needs --service-account" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

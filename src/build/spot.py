@@ -54,6 +54,13 @@ class SpotOptions:
                 f"--tensorboard is in {match.group(1)}, the job runs in {region}: use a "
                 f"TensorBoard in {region}, or --region {match.group(1)}"
             )
+        if self.tensorboard and not self.service_account:
+            problems.append(
+                "--tensorboard needs --service-account: Vertex AI refuses a CustomJob that "
+                "writes to a TensorBoard as its default agent; pass the job's service account "
+                "(SA@PROJECT.iam.gserviceaccount.com, with roles/aiplatform.user and write "
+                "access to the pipeline root)"
+            )
         if self.network and not self.network.startswith("projects/"):
             problems.append("--network must be projects/PROJECT_NUMBER/global/networks/NAME")
         return problems
