@@ -103,6 +103,11 @@ def test_dry_run_prints_the_request_and_sends_nothing(captured, capsys):
         ([*BASE, "--param", "epochs=3"], "unknown pipeline parameter 'epochs'"),
         ([*BASE, "--param", "batch_size=big"], "batch_size='big' is not a valid int"),
         ([*BASE, "--label", "Team=GAN"], "label Team=GAN"),
+        (
+            [*BASE[:5], "us-central", *BASE[6:]],
+            "--region 'us-central' is not a Vertex AI region: did you mean us-central1",
+        ),
+        ([*BASE[:5], "us-central", *BASE[6:], "--dry-run"], "did you mean us-central1"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message_and_no_request(captured, capsys, args, message):

@@ -115,3 +115,16 @@ def test_negative_train_processes_is_refused_naming_the_choices():
 def test_two_processes_need_a_full_batch_each():
     with pytest.raises(ConfigError, match="per training process"):
         require(enough_images_problem(5 // 2, 4, processes=2))  # images per process
+
+
+@pytest.mark.parametrize(
+    ("short", "suggested"),
+    [
+        ("T4", "NVIDIA_TESLA_T4"),
+        ("a100", "NVIDIA_TESLA_A100, NVIDIA_A100_80GB"),
+        ("L4", "NVIDIA_L4"),
+    ],
+)
+def test_a_gpus_short_name_gets_its_full_names_suggested(short, suggested):
+    with pytest.raises(ConfigError, match=f"Did you mean {suggested}\\?"):
+        normalise_accelerator(short)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ class VertexSubmission:
             problems.append("--project is required: the Google Cloud project ID to run in")
         if not self.region:
             problems.append("--region is required: a Vertex AI region such as us-central1")
+        elif problem := region_problem(self.region):
+            problems.append(problem)
         if not self.pipeline_root.startswith("gs://") or len(self.pipeline_root) <= len("gs://"):
             problems.append(
                 f"--pipeline-root {self.pipeline_root!r} must be a gs:// URI, e.g. "
@@ -67,6 +70,17 @@ class VertexSubmission:
         """Raises one ConfigError naming every problem."""
         if problems := self.problems():
             raise ConfigError.from_problems(problems)
+
+
+def region_problem(region: str) -> str | None:
+    """What is wrong with `region` as a Vertex AI location (the SDK's own list), if anything."""
+    from google.cloud.aiplatform.constants.base import SUPPORTED_REGIONS
+
+    if region in SUPPORTED_REGIONS:
+        return None
+    close = difflib.get_close_matches(region, sorted(SUPPORTED_REGIONS), n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return f"--region {region!r} is not a Vertex AI region: {hint}See cloud.google.com/vertex-ai/docs/general/locations"
 
 
 def default_credentials():

@@ -113,7 +113,9 @@ def normalise_accelerator(name: str) -> str:
         if candidate in VERTEX_ACCELERATORS
         else f"unknown accelerator {name!r}"
     )
-    close = difflib.get_close_matches(candidate, GPUS, n=3)
+    # `T4`, `A100`, `H100`: a GPU's short name is a word of its full one
+    words = [key for key in GPUS if candidate and candidate in key.split("_")]
+    close = words[:3] or difflib.get_close_matches(candidate, GPUS, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(
         f"{what}.{hint} Choose one of (the same names on Vertex AI and on GKE): {', '.join(GPUS)}"
