@@ -157,3 +157,15 @@ def test_help_marks_required_flags_and_shows_an_example(capsys):
     for flag in ("--project", "--region", "--pipeline-root"):
         assert flag in required.split("options:")[0]
     assert "examples:" in out and "source_uri" in out
+
+
+def test_a_schedules_dry_run_needs_no_credentials(monkeypatch, tmp_path, capsys):
+    # Given a machine with no Google credentials at all
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    # When a schedule is dry-run, then it shows the request and asks for nothing
+    args = [*BASE, "--param", f"source_uri={SOURCE}", "--schedule", "0 3 * * 1", "--dry-run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "0 3 * * 1" in out and "credentials" not in out

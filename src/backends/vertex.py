@@ -182,6 +182,8 @@ def create_schedule(
         raise ConfigError(
             f"--schedule {cron!r} is not a 5-field cron expression such as '0 3 * * 1'"
         )
+    if dry_run and credentials is None:
+        credentials = _offline_credentials()
     job = build_job(submission, credentials)
     if dry_run:
         return {"dry_run": True, "cron": cron, "request": request_preview(submission, job)}
