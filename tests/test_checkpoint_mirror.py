@@ -19,7 +19,8 @@ from src.common.errors import ConfigError
 from src.components import train_gan
 from src.gan.model_folder import CheckpointError, load_checkpoint
 from src.gan.training.checkpoint_mirror import CheckpointMirror
-from src.gan.training.task import check_mirror
+from src.gan.training.task import check_mirror, train_task
+from src.params.schema import local_defaults
 from tests.support.components import run_component
 
 SMALL = {
@@ -144,3 +145,21 @@ def test_a_spot_task_without_a_gs_mirror_is_refused_naming_the_fix(monkeypatch):
     monkeypatch.setenv(runtime_env.SPOT, "1")
     with pytest.raises(ConfigError, match=r"spot capacity: .*checkpoint_root=gs://BUCKET/FOLDER"):
         check_mirror("/tmp/ck", "/local/model")
+
+
+def test_a_gs_model_artifact_is_mirrored_beside_itself_never_onto_its_own_objects(
+    cleansed_sample, gcs_client, fresh_bucket, tmp_path
+):
+    # Given the train task of a backend run whose Model artifact is on gs:// (on Vertex AI the
+    # model folder is a FUSE view of these very objects) and no checkpoint_root
+    model_uri = f"gs://{fresh_bucket.name}/run-1/train-gan/model"
+    params = {**local_defaults(), **SMALL, "steps": 2, "checkpoint_root": ""}
+    # When it trains
+    outputs = train_task(cleansed_sample, tmp_path / "model", model_uri, params)
+    # Then the mirror is mirror/ next to the artifact, and nothing was written onto the artifact
+    names = [blob.name for blob in gcs_client.list_blobs(fresh_bucket.name)]
+    assert (
+        outputs.metadata["checkpoint_mirror"] == f"gs://{fresh_bucket.name}/run-1/train-gan/mirror"
+    )
+    assert "run-1/train-gan/mirror/checkpoint.pt" in names
+    assert not [name for name in names if name.startswith("run-1/train-gan/model")], names

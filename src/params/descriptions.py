@@ -36,7 +36,7 @@ DESCRIPTIONS: dict[str, str] = {
     "train_processes": "data-parallel training processes; 0: one per GPU of the train task (1 on a CPU)",
     "fid_weights_uri": "gs://.../inception_v3_google-*.pth (torchvision's weights) to also log FID; empty: SWD only",
     "checkpoint_root": "gs:// folder (or absolute path) that keeps the latest checkpoint so that retries and "
-          "resumed runs continue; empty: the model artifact's own URI. One folder per training run",
+          "resumed runs continue; empty: mirror/ beside a gs:// model artifact. One folder per training run",
     "resume_from": "a model's checkpoint.pt (gs:// or an absolute path) to fine-tune on these images "
     "when this run has no checkpoint of its own; empty: train from scratch",
 }  # fmt: skip

@@ -48,13 +48,17 @@ def train_task(
 ) -> TaskOutputs:
     """Trains on `images_dir` into `model_dir` with the pipeline parameters in `params`.
 
-    Checkpoints are mirrored to `checkpoint_root`, else to the model artifact's own
-    gs:// URI, which a retry of the task gets again; elsewhere there is no mirror.
+    Checkpoints are mirrored to `checkpoint_root`, else beside a gs:// model artifact,
+    in `mirror/` next to it: a retry of the task gets the same URI again. Never onto the
+    artifact itself: on Vertex AI `model_dir` is a FUSE view of those very objects, and
+    gcsfuse fails a write to a file whose object changed behind it. Elsewhere there is
+    no mirror.
     """
     started = time.monotonic()
     values = {name: value for name, value in params.items() if name in CONFIG_FIELDS}
     config = config_from_params(**values, log_every=max(1, min(100, params["steps"] // 20)))
-    mirror = params["checkpoint_root"] or (model_uri if model_uri.startswith("gs://") else "")
+    beside = model_uri.rsplit("/", 1)[0] + "/mirror" if model_uri.startswith("gs://") else ""
+    mirror = params["checkpoint_root"] or beside
     check_mirror(mirror, model_uri)
     result = train_gan(
         images_dir,
