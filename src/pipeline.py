@@ -197,6 +197,7 @@ TRAIN_INPUTS = (
     "transparent",
     "greyscale",
     "save_every",
+    "checkpoint_minutes",
     "seed",
     "amp",
     "train_processes",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from src.backends import containers
 from src.backends.emulator import GcsEmulator
 from src.backends.sample import SAMPLE_SOURCE, upload_sample
 from src.cli.main import main
+from src.gan.model_folder import load_checkpoint
 from src.pipeline import COMPILED_FILES
 from tests.test_run_cli import (
     ROOT,
@@ -221,3 +223,58 @@ def test_the_startup_benchmark_prints_what_the_image_saves_a_step(project_image,
     out = capsys.readouterr().out
     assert re.search(r"download-images +embedded +[\d.]+s +image +[\d.]+s +saves +-?[\d.]+s", out)
     assert re.search(r"the project adds \d+ MB", out), out
+
+
+POD_TRAIN = (
+    "import sys; from pathlib import Path; from src.gan.config import TrainConfig;"
+    "from src.common.step_logging import configure_logging; from src.gan.training.loop import train_gan;"
+    "configure_logging(); config = TrainConfig(image_size=32, batch_size=2, steps=1000, latent_dim=32,"
+    " fmap_max=16, save_every=1000, log_every=1, checkpoint_minutes=float(sys.argv[1]));"
+    "train_gan(Path('/work/data'), Path('/work/model'), config, checkpoint_root='/work/mirror')"
+)
+
+
+def preempted_in_a_kfp_pod(
+    image: str, data: Path, work: Path, minutes: float
+) -> tuple[int, int, str]:
+    """Trains in the image under the KFP pod's process tree, SIGTERMs its PID 1 after step 8;
+    returns the last step it logged, the step of the checkpoint that survived, and the log."""
+    from docker.types import Mount
+
+    shutil.copytree(data, work / "data")
+    shutil.copy(ROOT / "tests" / "support" / "kfp_pod.py", work / "kfp_pod.py")
+    client = containers.docker_client()
+    pod = client.containers.run(
+        image, ["python3", "/work/kfp_pod.py", "emissary", "python3", "-c", POD_TRAIN, str(minutes)],
+        detach=True, network_mode="none", labels={containers.LABEL: str(work)},
+        mounts=[Mount("/work", str(work), type="bind")], environment={"HOME": "/tmp"},
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: "step 8/1000" in pod.logs().decode(), 240), pod.logs().decode()
+        pod.kill(signal="SIGTERM")  # what the kubelet does to the pod's containers
+        pod.wait(timeout=60)
+        log = pod.logs().decode()
+    finally:
+        pod.remove(force=True)
+    logged = max(int(step) for step in re.findall(r"step (\d+)/1000 ", log))
+    saved = load_checkpoint(work / "mirror")
+    return logged, (saved or {"step": 0})["step"], log
+
+
+def test_on_kfp_a_sigterm_saves_nothing_but_time_based_checkpoints_bound_the_loss(
+    project_image, cleansed_sample, tmp_path
+):
+    # Given training in a KFP pod's process tree, checkpoints every 1,000 steps only
+    (tmp_path / "a").mkdir()
+    logged, saved, log = preempted_in_a_kfp_pod(project_image, cleansed_sample, tmp_path / "a", 0)
+    # When the pod is stopped, then the step heard SIGTERM, but died with its launcher unsaved
+    assert "SIGTERM received: finishing the step in flight" in log
+    assert "stopped by SIGTERM" not in log and saved == 0 and logged >= 8
+    # Given the same with checkpoint_minutes set (here 1.2 s), when stopped alike
+    (tmp_path / "b").mkdir()
+    logged, saved, log = preempted_in_a_kfp_pod(
+        project_image, cleansed_sample, tmp_path / "b", 0.02
+    )
+    # Then what survives is a time-based checkpoint: a step save_every never reaches
+    assert "stopped by SIGTERM" not in log
+    assert 0 < saved <= logged and saved % 1000

@@ -50,6 +50,7 @@ BAD_TEXT = {
     "transparent": "maybe",
     "greyscale": "maybe",
     "save_every": "0",
+    "checkpoint_minutes": "-1",
     "seed": "-1",
     "amp": "bf17",
     "num_images": "0",

@@ -26,6 +26,7 @@ def download_images(
     transparent: bool,
     greyscale: bool,
     save_every: int,
+    checkpoint_minutes: float,
     seed: int,
     amp: str,
     num_images: int,

@@ -28,6 +28,7 @@ def train_gan(
     transparent: bool,
     greyscale: bool,
     save_every: int,
+    checkpoint_minutes: float,
     seed: int,
     amp: str,
     train_processes: int,

@@ -50,6 +50,7 @@ class TrainConfig:
     aug_types: tuple[str, ...] = ("translation", "cutout")
     dual_contrast_loss: bool = False
     save_every: int = 50
+    checkpoint_minutes: float = 10.0  # also save this long after the last save; 0: off
     log_every: int = 10
     seed: int = 0
     amp: str = "auto"

@@ -27,6 +27,8 @@ DESCRIPTIONS: dict[str, str] = {
     "transparent": "keep alpha: cleanse to RGBA and train a 4-channel GAN",
     "greyscale": "cleanse to one grey channel and train a 1-channel GAN",
     "save_every": "checkpoint interval in steps",
+    "checkpoint_minutes": "also checkpoint once this many minutes passed since the last save (what a "
+    "preemption that allows no save loses, as on open-source KFP); 0: only save_every",
     "seed": "training and generation seed",
     "amp": "mixed precision: auto (bf16 where the GPU has it, else fp16; off on CPUs), bf16, fp16, off",
     "num_images": "images to generate",

@@ -62,6 +62,7 @@ PARAMS: tuple[Param, ...] = (
     Param("transparent", bool, False),
     Param("greyscale", bool, False),
     Param("save_every", int, 1000, checks.positive("save_every"), local=10),
+    Param("checkpoint_minutes", float, 10.0, checks.between("checkpoint_minutes", 0, 1440, "0 (only save_every) to 1440")),
     Param("seed", int, 0, checks.between("seed", 0, checks.MAX_SEED, f"0 to {checks.MAX_SEED}")),
     Param("amp", str, "auto", checks.one_of("amp", checks.AMP_MODES)),
     Param("num_images", int, 64, checks.positive("num_images"), local=16),

@@ -113,6 +113,7 @@ class _Run:
     live: LiveSync | None
     stop: StopRequests = field(default_factory=StopRequests)
     saved_step: int = -1
+    saved_at: float = field(default_factory=time.monotonic)
 
     @property
     def gan(self) -> torch.nn.Module:
@@ -331,7 +332,8 @@ def _save(run: _Run, step: int) -> None:
     own = {"rng": random_state.capture(run.device), "bank": run.step.bank.state_dict()}
     others = gather(own, run.ranks)[1:]  # collective
     check_same_weights(run.gan, run.ranks, step)  # collective
-    run.saved_step = step  # on every rank: `_stop` and the end of training branch on it
+    # On every rank: `_stop`, `_due` and the end of training branch on them.
+    run.saved_step, run.saved_at = step, time.monotonic()
     if not run.ranks.is_main:
         return
     state = {
@@ -385,9 +387,16 @@ def _train_loop(
                 if run.live is not None and run.live.due():
                     run.record.flush()
                     run.live.sync()
-        if step % config.save_every == 0 or step == config.steps:
+        if step % config.save_every == 0 or step == config.steps or _due(run):
             _save(run, step)
     return step, last, nan_restarts
+
+
+def _due(run: _Run) -> bool:
+    """Whether checkpoint_minutes passed since the last save on any rank. A collective."""
+    minutes = run.config.checkpoint_minutes
+    late = minutes > 0 and time.monotonic() - run.saved_at >= minutes * 60
+    return any_rank(late, run.ranks, run.device)
 
 
 def _stop(run: _Run, step: int) -> None:
