@@ -267,8 +267,8 @@ def test_on_kfp_a_sigterm_saves_nothing_but_time_based_checkpoints_bound_the_los
     # Given training in a KFP pod's process tree, checkpoints every 1,000 steps only
     (tmp_path / "a").mkdir()
     logged, saved, log = preempted_in_a_kfp_pod(project_image, cleansed_sample, tmp_path / "a", 0)
-    # When the pod is stopped, then the step heard SIGTERM, but died with its launcher unsaved
-    assert "SIGTERM received: finishing the step in flight" in log
+    # When the pod is stopped, then the step dies with its launcher before it can save (whether
+    # its handler even ran first is a race it mostly loses: a torch op holds the interpreter)
     assert "stopped by SIGTERM" not in log and saved == 0 and logged >= 8
     # Given the same with checkpoint_minutes set (here 1.2 s), when stopped alike
     (tmp_path / "b").mkdir()

@@ -392,3 +392,20 @@ def test_a_full_disk_under_the_runner_ends_in_one_line_with_the_path_and_the_res
     ), failure
     assert re.fullmatch(r"  python -m src.pipeline run --workdir \S+ --resume \S+", resume)
     assert not tagged(tag), f"still running: {tagged(tag)}"
+
+
+def test_a_killed_worker_takes_every_process_of_the_run_with_it(tmp_path):
+    # Given a run that is training, every process of it tagged in its environment
+    tag = secrets.token_hex(8)
+    runner = start_run(tmp_path, "--steps", "300", *TINY, env={**os.environ, TAG: tag})
+    run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
+    assert wait_until(lambda: logged_step(run_dir / "logs" / "train-gan.log") >= 1, 240)
+    (worker,) = [pid for pid in descendants(runner.pid) if b"local_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]  # fmt: skip
+    # When the worker, which watches the steps and the emulator, is killed outright
+    os.kill(worker, signal.SIGKILL)
+    out = runner.stdout.read()
+    runner.wait(timeout=60)
+    # Then within seconds nothing of the run is left (its orphans belonged to init, not the runner)
+    assert wait_until(lambda: not tagged(tag), 10), f"still running: {tagged(tag)}"
+    # and the run can be resumed at once: its folder is no longer locked
+    assert "--resume" in out, out[-2000:]

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 from src.backends import containers
 from src.backends.console import Console, step_error
-from src.backends.processes import STOP_GRACE_S
+from src.backends.processes import RUN_TAG, STOP_GRACE_S, kill_tagged
 from src.backends.run_folder import RunFolder, RunnerWriteError
 from src.common.atomic_files import write_json_atomically
 from src.common.errors import ConfigError
@@ -282,8 +282,9 @@ def publish_reports(run: RunFolder, steps: dict[str, dict[str, Any]]) -> dict[st
     return published
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(run: RunFolder) -> dict[str, str]:
     env = dict(os.environ)
+    env[RUN_TAG] = str(run.root)  # every process of the run inherits it
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("PIP_NO_INDEX", "1")  # everything the steps pin is installed already
     env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
@@ -331,7 +332,7 @@ def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) ->
         text=True,
         errors="replace",
         start_new_session=True,  # out of reach of the terminal's Ctrl-C: the runner stops it
-        env=_worker_env(),
+        env=_worker_env(run),
         cwd=PROJECT_ROOT,
         pass_fds=(lock,),  # the worker holds the run's lock for as long as it lives
     )
@@ -350,7 +351,9 @@ def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) ->
         _stop(worker)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if image:  # the worker removes them, unless it was killed first
+        # The worker stops all it started, unless it was killed first: then its orphans go here.
+        kill_tagged(str(run.root))
+        if image:
             with contextlib.suppress(ConfigError):
                 containers.remove_run_containers(run.root)
         # After a failed write the same file fails again on close: the first failure is reported.

@@ -15,6 +15,9 @@ import signal
 import time
 from pathlib import Path
 
+# In the environment of every process a local run starts: how the runner finds them all, even
+# orphans of a killed worker that init adopted.
+RUN_TAG = "LWGAN_KFP_RUN"
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 # What GKE spot nodes and Vertex AI spot VMs give a worker between SIGTERM and SIGKILL.
@@ -86,3 +89,22 @@ def stop_descendants() -> None:
             return  # no child left, live or zombie
         if not reaped:
             time.sleep(0.01)  # the killed ones are still exiting
+
+
+def tagged(value: str) -> set[int]:
+    """Live processes whose environment holds RUN_TAG=`value`, whoever their parent is."""
+    needle, found = f"{RUN_TAG}={value}".encode(), set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
+            if needle in environ.read_bytes().split(b"\0"):
+                found.add(int(environ.parent.name))
+    return found - {os.getpid()}
+
+
+def kill_tagged(value: str) -> int:
+    """SIGKILLs every process tagged `value` (see `tagged`); returns how many there were."""
+    pids = tagged(value)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
