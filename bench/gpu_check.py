@@ -58,8 +58,11 @@ def ensure_packages() -> str:
             f"missing {', '.join(missing)} and no wheels in {WHEELS}: run "
             "`python -m bench.gpu_wheels` where PyPI can be reached, and bring that folder along"
         )
+    # By name from the folder: pip takes each package's wheel that fits this Python.
+    names = sorted({wheel.name.split("-")[0] for wheel in wheels})
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps"]
-    subprocess.run([*command, "--target", str(SITE), *map(str, wheels)], check=True)
+    command += ["--find-links", str(WHEELS), "--target", str(SITE)]
+    subprocess.run([*command, *names], check=True)
     sys.path.insert(0, str(SITE))
     importlib.invalidate_caches()
     still = [name for name in NEEDED if not _importable(name)]

@@ -1,12 +1,14 @@
 """Prepares bench/gpu_wheels/: what the GPU check needs that a bare GPU machine lacks.
 
-    python -m bench.gpu_wheels [--python 3.12] [--platform manylinux_2_17_x86_64]
+    python -m bench.gpu_wheels [--python 3.11,3.12,3.13] [--platform manylinux_2_17_x86_64]
 
 A GPU machine brings torch, torchvision, numpy and Pillow; lightweight-gan and the
 packages it and the training code import come from here, at the GAN steps' locked
 versions (src/build/locks/gan.txt), downloaded for that Python and platform with no
 dependency resolution (`pip download --no-deps`), so the folder holds exactly these
-(about 10 MB). `python -m bench.gpu_check` installs them offline.
+(about 10 MB, plus a kornia-rs wheel per Python: it is the one compiled package, so
+every Python a GPU machine may have gets its own). `python -m bench.gpu_check` installs
+them offline, each package's wheel that fits the Python it runs on.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--python", default="3.12", help="the GPU machine's Python (default 3.12)")
+    parser.add_argument(
+        "--python", default="3.11,3.12,3.13", help="the Pythons a GPU machine may have (3.11+)"
+    )
     parser.add_argument("--platform", default="manylinux_2_17_x86_64")
     parser.add_argument("--dest", default=str(WHEELS))
     args = parser.parse_args(argv)
@@ -55,15 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-deps",
         "--only-binary=:all:",
     ]
-    command += [
-        "--python-version",
-        args.python,
-        "--platform",
-        args.platform,
-        "--implementation",
-        "cp",
-    ]
-    subprocess.run([*command, "--dest", str(dest), *requirements()], check=True)
+    command += ["--platform", args.platform, "--implementation", "cp", "--dest", str(dest)]
+    for version in args.python.split(","):  # pure wheels once; a binary one per version
+        subprocess.run([*command, "--python-version", version, *requirements()], check=True)
     wheels = sorted(dest.glob("*.whl"))
     size = sum(path.stat().st_size for path in wheels) / 1e6
     print(f"{len(wheels)} wheels, {size:.1f} MB in {dest}")
