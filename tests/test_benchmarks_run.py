@@ -18,6 +18,10 @@ def run_bench(*args: str) -> str:
     return result.stdout
 
 
+# Whole benchmark runs: the full suite's, not the edit loop's.
+pytestmark = pytest.mark.slow
+
+
 def test_cleanse_benchmark_prints_a_ratio():
     output = run_bench("bench.cleanse_throughput", "--images", "20", "--repeats", "1")
     assert re.search(r"speed-up: \d+\.\d+x", output)
@@ -38,7 +42,6 @@ def test_download_benchmark_prints_a_ratio():
     assert re.search(r"speed-up: \d+\.\d+x", output)
 
 
-@pytest.mark.slow
 def test_generation_benchmark_prints_a_ratio():
     output = run_bench("bench.generate_speed", "--images", "4", "--steps", "1")
     assert re.search(r"speed-up: \d+\.\d+x", output)

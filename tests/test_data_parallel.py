@@ -54,6 +54,7 @@ def test_averaged_gradients_equal_the_full_batch_gradient():
     assert result["flagged"] is True  # rank 1's failure reaches rank 0
 
 
+@pytest.mark.slow
 def test_two_processes_train_in_step_and_resume_exactly_whoever_started_them(
     cleansed_sample, tmp_path
 ):
