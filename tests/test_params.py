@@ -25,6 +25,7 @@ from src.gan.training.settings import config_from_params
 from src.params.descriptions import DESCRIPTIONS
 from src.params.schema import BY_NAME, PARAMS, local_defaults
 from src.params.uri_checks import checkpoint_root_problem
+from src.params.values import parse_key_value, value_problems
 from src.pipeline import COMPILED_DIR, COMPILED_FILES, TRAIN_INPUTS, build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,3 +284,33 @@ def test_a_checkpoint_root_that_is_not_a_folder_of_its_own_is_refused_before_any
 @pytest.mark.parametrize("value", ["/tmp/ckpt", "/data/ckpt", "/gcs/bucket/ckpt/", "gs://b-1/c"])
 def test_a_checkpoint_root_of_its_own_is_taken(value):
     assert checkpoint_root_problem(value) is None
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (["steps=10000001"], "steps=10000001: use 1 to 10,000,000"),
+        (["train_processes=17"], "train_processes=17: use 0 (one per GPU of the train task) or 1 to 16"),
+        (["num_images=524289"], "num_images=524289 at image_size=32 is more than the generate step holds"),
+        (["num_images=8193", "image_size=256"], "use num_images of at most 8,192"),
+    ],
+)  # fmt: skip
+def test_values_beyond_what_a_step_can_do_are_refused_before_anything_starts(
+    given, message, tmp_path, capsys
+):
+    args = [arg for pair in given for arg in ("--param", pair)]
+    assert main(["run", "--workdir", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    # and the first step, which runs the same checks on values typed into a UI
+    values = {**local_defaults(), **dict(parse_key_value(pair) for pair in given)}
+    typed = {name: BY_NAME[name].kind(value) for name, value in values.items()}
+    assert any(message in problem for problem in value_problems(typed))
+
+
+def test_a_local_run_with_more_training_processes_than_cores_is_refused(tmp_path, capsys):
+    cores = os.cpu_count() or 1
+    code = main(["run", "--workdir", str(tmp_path), "--param", f"train_processes={cores + 1}"])
+    assert code == 2
+    assert f"this machine has {cores} cores" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

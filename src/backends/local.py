@@ -71,6 +71,12 @@ class LocalRunOptions:
             return run, run.lock()
         sample = "source_uri" not in self.given
         params = resolve(self.given, local_defaults(sample))
+        cores = os.cpu_count() or 1
+        if params["train_processes"] > cores:
+            raise ConfigError(
+                f"train_processes={params['train_processes']}: this machine has {cores} cores "
+                f"(and each process a full copy of the networks): use at most {cores}"
+            )
         if self.image:
             self._check_image(sample)
         try:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from src.params import checks, cleanse_rules, rules, uri_checks
+from src.params import checks, cleanse_rules, limits, rules, uri_checks
 
 REQUIRED = None  # `compiled` value of a parameter the user must give (the UIs ask for it)
 SAMPLE_SOURCE = "gs://lwgan-sample/digits/"  # the bundled set, served by the local emulator
@@ -49,7 +49,7 @@ PARAMS: tuple[Param, ...] = (
     Param("image_size", int, 256, rules.image_size_problem, local=32),
     Param("batch_size", int, 10, checks.positive("batch_size"), local=4),
     Param("gradient_accumulate_every", int, 4, checks.positive("gradient_accumulate_every"), local=1),
-    Param("steps", int, 10000, checks.positive("steps"), local=20),
+    Param("steps", int, 10000, limits.steps_problem, local=20),
     Param("learning_rate", float, 2e-4, checks.positive("learning_rate")),
     Param("latent_dim", int, 256, checks.positive("latent_dim"), local=64),
     Param("fmap_max", int, 512, checks.positive("fmap_max"), local=32),
@@ -69,7 +69,7 @@ PARAMS: tuple[Param, ...] = (
     Param("generator", str, "auto", checks.one_of("generator", checks.GENERATOR_CHOICES)),
     Param("download_workers", int, 32, checks.positive("download_workers"), local=8),
     Param("near_duplicate_distance", int, -1, cleanse_rules.near_duplicate_problem),
-    Param("train_processes", int, 0, checks.at_least("train_processes", 0, "0 (one per GPU) or a positive count")),
+    Param("train_processes", int, 0, limits.train_processes_problem),
     Param("fid_weights_uri", str, "", uri_checks.fid_weights_problem, names_object=True),
     Param("checkpoint_root", str, "", uri_checks.checkpoint_root_problem),
     Param("resume_from", str, "", uri_checks.resume_from_problem, names_object=True),

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from src.common.errors import ConfigError
-from src.params import rules
+from src.params import limits, rules
 from src.params.schema import BY_NAME, PARAMS
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -50,6 +50,8 @@ def value_problems(values: dict[str, Any]) -> list[str]:
         problems.append(
             rules.dual_contrast_problem(values["dual_contrast_loss"], values["disc_output_size"])
         )
+    if "num_images" in values and "image_size" in values:
+        problems.append(limits.generated_images_problem(values["num_images"], values["image_size"]))
     if "transparent" in values and "greyscale" in values:
         problems.append(rules.channels_problem(values["transparent"], values["greyscale"]))
     return [problem for problem in problems if problem]
