@@ -27,7 +27,7 @@ from bench.common import ROOT
 
 TRAIN = (
     "import sys; from pathlib import Path; from dataclasses import replace;"
-    "from tests.conftest import SMOKE; from src.common.step_logging import configure_logging;"
+    "from devtools.smoke import SMOKE; from src.common.step_logging import configure_logging;"
     "from src.gan.training.loop import train_gan; configure_logging();"
     "train_gan(Path(sys.argv[1]), Path(sys.argv[2]), replace(SMOKE, steps=int(sys.argv[4]),"
     " save_every=1000), checkpoint_root=sys.argv[3])"

@@ -9,17 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from devtools import smoke
 from src.backends.emulator import GcsEmulator
 from src.backends.sample import SAMPLE_DIR, upload_folder
-from src.gan.config import TrainConfig
 
 # Components pip-install their pinned packages; here they are installed already.
 os.environ.setdefault("PIP_NO_INDEX", "1")
 os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
 
-SMOKE = TrainConfig(
-    image_size=32, batch_size=2, steps=2, latent_dim=32, fmap_max=16, save_every=1, log_every=1
-)
+SMOKE = smoke.SMOKE  # what tests import from here
 
 
 @pytest.fixture(scope="session")

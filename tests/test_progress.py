@@ -45,3 +45,23 @@ def test_console_prints_few_training_lines_without_colour(tmp_path):
     assert len([line for line in lines if "step " in line]) == 5
     assert "\x1b" not in out.getvalue() and "\x1b" not in (tmp_path / "train-gan.log").read_text()
     assert len((tmp_path / "train-gan.log").read_text().splitlines()) == 102
+
+
+def test_a_slow_run_without_a_terminal_still_shows_a_line_every_half_minute(tmp_path):
+    # Given a 300-step run (milestones every 60 steps) whose steps take 10 s each
+    out, now = io.StringIO(), [0.0]
+    console = Console(tmp_path, out, clock=lambda: now[0])
+    console.feed("12:00:00.000 - INFO - Executing task 'train-gan'\n")
+    shown = []
+    for step in range(1, 31):
+        now[0] = step * 10.0
+        before = out.getvalue()
+        console.feed(
+            f"    2026 INFO src.gan.training.loop: step {step}/300  d=1 g=1  0.1 steps/s  ETA 1h\n"
+        )
+        if out.getvalue() != before:
+            shown.append(now[0])
+    console.close()
+    # Then the first 5 minutes are not silent: a line at least every 30 s after the first step
+    gaps = [b - a for a, b in zip([10.0, *shown], shown, strict=False)]
+    assert shown and max(gaps) <= 30.0 and shown[-1] >= 280.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -28,7 +29,8 @@ _SHOWN = re.compile(
     r"|src\.gan\.training\.live_sync: watch it live"
 )
 _EXCEPTION = re.compile(r"^\s*((?:[\w.]+\.)?\w*(?:Error|Exception|Diverged|Loss)): (.*)$")
-PROGRESS_LINES = 5  # training progress lines a non-terminal console gets for the whole run
+PROGRESS_LINES = 5  # training progress lines a non-terminal console gets for the whole run,
+PROGRESS_EVERY_S = 30.0  # and one at least this often when training is slow
 
 
 def strip_ansi(text: str) -> str:
@@ -50,6 +52,8 @@ class Console:
     _files: dict[str, TextIO] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _overwriting: bool = False
+    clock: Callable[[], float] = time.monotonic
+    _last_progress: float | None = None
 
     def __post_init__(self) -> None:
         self._open("pipeline", self.logs / "pipeline.log")
@@ -101,7 +105,11 @@ class Console:
             self._overwriting = True
             return
         every = max(1, -(-total // PROGRESS_LINES))
-        if step % every == 0 or step == total:
+        now = self.clock()
+        if self._last_progress is None:
+            self._last_progress = now
+        if step % every == 0 or step == total or now - self._last_progress >= PROGRESS_EVERY_S:
+            self._last_progress = now
             self.say(f"  {text}")
 
     def say(self, text: str, keep_colour: bool = False) -> None:
