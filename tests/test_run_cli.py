@@ -216,7 +216,7 @@ def test_ctrl_c_stops_promptly_with_a_resume_line_and_no_children_left(tmp_path)
     rest = runner.stdout.read()
     code = runner.wait(timeout=60)
     assert code == 130
-    assert "Interrupted. Resume with:" in rest and "--resume" in rest
+    assert "Resume with:" in rest and "--resume" in rest
     assert wait_until(lambda: not alive(children), 5), f"still alive: {alive(children)}"
 
 
@@ -409,3 +409,23 @@ def test_a_killed_worker_takes_every_process_of_the_run_with_it(tmp_path):
     assert wait_until(lambda: not tagged(tag), 10), f"still running: {tagged(tag)}"
     # and the run can be resumed at once: its folder is no longer locked
     assert "--resume" in out, out[-2000:]
+
+
+def test_ctrl_c_during_training_ends_with_the_saved_step_not_a_failure(tmp_path):
+    # Given a run that is training
+    runner = start_run(tmp_path, "--steps", "300", *TINY)
+    run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
+    assert wait_until(lambda: logged_step(run_dir / "logs" / "train-gan.log") >= 2, 240)
+    # When the person presses Ctrl-C
+    runner.send_signal(signal.SIGINT)
+    rest = runner.stdout.read()
+    assert runner.wait(timeout=120) == 130
+    # Then the console says the step was stopped, which step is saved where, and how to resume
+    saved = int(re.search(r"stopped by SIGTERM after step (\d+)", (run_dir / "logs" / "train-gan.log").read_text()).group(1))  # fmt: skip
+    assert "train-gan: stopped in" in rest and "FAILURE" not in rest, rest
+    assert "SIGTERM received" not in rest, rest
+    assert (
+        f"Stopped after training step {saved}, saved in {run_dir / 'checkpoints'}. Resume with:"
+        in rest
+    )
+    assert checkpoint_step(run_dir) == saved

@@ -29,6 +29,7 @@ _SHOWN = re.compile(
     r"|src\.gan\.training\.live_sync: watch it live"
 )
 _EXCEPTION = re.compile(r"^\s*((?:[\w.]+\.)?\w*(?:Error|Exception|Diverged|Loss)): (.*)$")
+_STOPPED = re.compile(r"stopped by \w+ after step (\d+)")
 PROGRESS_LINES = 5  # training progress lines a non-terminal console gets for the whole run,
 PROGRESS_EVERY_S = 30.0  # and one at least this often when training is slow
 
@@ -53,6 +54,8 @@ class Console:
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _overwriting: bool = False
     clock: Callable[[], float] = time.monotonic
+    stopping: bool = False  # the runner asked the run to stop (Ctrl-C, SIGTERM)
+    stopped_step: int | None = None  # the step the train step saved when it stopped
     _last_progress: float | None = None
 
     def __post_init__(self) -> None:
@@ -83,14 +86,18 @@ class Console:
         self._write("pipeline", line)
         if self.task:
             self._write(self.task, line)
+        if match := _STOPPED.search(line):
+            self.stopped_step = int(match.group(1))
         if match := _FINISHED.search(line):
             task, status = match.groups()
             self.finished[task] = status
             seconds = time.monotonic() - self.started.get(task, time.monotonic())
-            word = "done" if status == "SUCCESS" else status
+            word = "done" if status == "SUCCESS" else "stopped" if self.stopping else status
             self.say(f"{task}: {word} in {seconds:.1f}s")
             self.task = None
             return
+        if self.stopping and not self.verbose:
+            return  # the runner says what stopping does; the steps' own words are in the logs
         if self.verbose:
             self.say(raw.rstrip("\n"), keep_colour=self.is_terminal)
         elif match := _TRAIN_PROGRESS.search(line):

@@ -112,6 +112,7 @@ class LocalRunSummary:
     failed_step: str | None = None
     error: str | None = None
     interrupted: bool = False
+    stopped_step: int | None = None  # what the train step saved when the run was stopped
     runner_failed: bool = False  # the runner's own I/O, not a step
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: dict[str, Path] = field(default_factory=dict)
@@ -149,7 +150,12 @@ class LocalRunSummary:
     def text(self) -> str:
         """The closing lines a person reads; a failure ends with its error and log."""
         if self.interrupted:
-            return f"Interrupted. Resume with:\n  {self.resume_hint}"
+            saved = (
+                f" after training step {self.stopped_step}, saved in {self.run.checkpoints}"
+                if self.stopped_step is not None
+                else ""
+            )
+            return f"Stopped{saved}. Resume with:\n  {self.resume_hint}"
         if self.runner_failed:
             return f"FAILED in the runner: {self.error}; then resume:\n  {self.resume_hint}"
         if not self.succeeded:
@@ -350,8 +356,12 @@ def _run_in(run: RunFolder, lock: int, options: LocalRunOptions, out: TextIO) ->
         worker.wait()
     except (KeyboardInterrupt, Interrupted):
         console.say("  stopping: the train step saves the step it is in, then the run ends")
+        console.stopping = True
         _stop(worker, console)
-        return LocalRunSummary(False, run, time.monotonic() - started, interrupted=True)
+        wall = time.monotonic() - started
+        return LocalRunSummary(
+            False, run, wall, interrupted=True, stopped_step=console.stopped_step
+        )
     except RunnerWriteError as error:
         failure = error
         _stop(worker)
