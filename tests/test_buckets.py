@@ -177,7 +177,10 @@ def test_an_object_replaced_during_the_download_fails_and_says_so(
         fresh_bucket.blob(f"set/{index}.png").upload_from_string(PNG)
 
     def replace_after_listing(number: int) -> None:
-        if number == 1:  # the listing was answered upstream: the client hears the old one
+        # The listing was answered upstream: the client hears the old generation. Keyed on the
+        # listing's path, not on a request number: a bucket request may come first.
+        path = proxy.paths[number - 1]
+        if "/o?" in path and "alt=media" not in path:
             fresh_bucket.blob("set/1.png").upload_from_string(PNG + b"new")
 
     with (
@@ -275,12 +278,18 @@ def test_an_archive_replaced_during_a_sliced_download_fails_and_says_so(
     data, _ = tar_of_random_members(4, 300 * 1024)
     fresh_bucket.blob("big.tar").upload_from_string(data)
 
-    def replace_after_listing(number: int) -> None:
-        if number == 1:
+    replaced = []
+
+    def replace_once_a_slice_was_answered(number: int) -> None:
+        # Keyed on the first slice, not on a request number: which request comes first (bucket,
+        # listing, slices) is not this test's business. Every slice asked for after this
+        # reply reaches the client finds another generation.
+        if "alt=media" in proxy.paths[number - 1] and not replaced:
+            replaced.append(number)
             fresh_bucket.blob("big.tar").upload_from_string(data[:-1024] + bytes(1024))
 
     with (
-        HttpProxy(emulator.url, before_reply=replace_after_listing) as proxy,
+        HttpProxy(emulator.url, before_reply=replace_once_a_slice_was_answered) as proxy,
         pytest.raises(DownloadError, match=r"big\.tar changed while downloading"),
     ):
         download_dataset(
