@@ -89,7 +89,13 @@ def test_wait_exits_non_zero_when_the_run_fails(fake_kfp):
 def test_dry_run_sends_nothing(fake_kfp, capsys):
     assert submit(fake_kfp, "--dry-run") == 0
     assert fake_kfp.requests == []
-    assert '"parameters"' in capsys.readouterr().out
+    preview = json.loads(capsys.readouterr().out)
+    assert "parameters" in preview
+    # and names the package by what it is, not by a temporary path that is gone once it exits
+    assert (
+        preview["package"].startswith("lightweight_gan_kfp.yaml (")
+        and "/" not in preview["package"]
+    )
 
 
 def test_unreachable_host_is_refused_with_a_clear_message(capsys):

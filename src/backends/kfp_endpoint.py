@@ -119,9 +119,16 @@ def plan(submission: KfpSubmission) -> dict[str, Any]:
         "pipeline_root": submission.pipeline_root,
         "enable_caching": submission.enable_caching,
         "parameters": submission.parameter_values,
-        "package": str(submission.package_path),
+        # Compiled into a temporary folder that is gone by now: what it was, not where.
+        "package": _describe(submission.package_path),
         "warnings": [w for w in (submission.mirror_warning(),) if w],
     }
+
+
+def _describe(package: Path) -> str:
+    data = package.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    return f"{package.name} ({len(data):,} bytes, sha256 {digest}; `compile` writes the same file)"
 
 
 def submit(

@@ -126,7 +126,7 @@ def _add_run_parser(commands: argparse._SubParsersAction) -> None:
         description="Run every step on this machine: kfp.local steps, fake-gcs-server for the "
         "bundled sample set (or real GCS with --source), and a summary.",
         epilog="examples:\n  python -m src.pipeline run\n"
-        "  python -m src.pipeline run --steps 1500 --param fmap_max=64\n"
+        "  python -m src.pipeline run --steps 1500    # digits that read as digits (see README)\n"
         "  python -m src.pipeline run --source gs://my-bucket/cats/\n"
         "  python -m src.pipeline run --resume        # continue the newest run after Ctrl-C\n"
         "  python -m src.pipeline run --image lwgan-kfp:0.1.0-...   # every step in the image\n\n"
