@@ -29,10 +29,10 @@ from src.pipeline import COMPILED_FILES
 from tests.test_run_cli import (
     ROOT,
     TINY,
-    checkpoint_step,
     descendants,
     final_weights,
     logged_step,
+    sigterm_after_step_4,
     start_run,
     wait_until,
 )
@@ -76,20 +76,12 @@ def test_every_step_runs_in_the_image_and_nothing_of_the_run_is_left(project_ima
 def test_sigterm_saves_in_the_container_and_resume_ends_as_an_uninterrupted_run(
     project_image, tmp_path, uninterrupted_12_steps
 ):
-    # Given a run in the image training 12 steps that checkpoints only every 100
+    # Given a run in the image training 12 steps that checkpoints only every 100, when its runner
+    # gets SIGTERM, then the step in the container saved the step it was in (checked there)
     workdir = tmp_path / "runs"
-    args = ["--steps", "12", *TINY, "--param", "save_every=100"]
-    runner = start_run(workdir, "--image", project_image, *args)
-    run_dir = run_dir_of(runner)
+    run_dir, stopped = sigterm_after_step_4(workdir, "--image", project_image)
     log = run_dir / "logs" / "train-gan.log"
-    assert wait_until(lambda: logged_step(log) >= 4, 240), "training never reached step 4"
-    # When the runner gets SIGTERM
-    runner.send_signal(signal.SIGTERM)
-    out = runner.stdout.read()
-    assert runner.wait(timeout=120) == 130 and "Resume with" in out, out
-    # Then the step in the container saved the step it was in, and no container is left
-    stopped = int(re.search(r"stopped by SIGTERM after step (\d+)", log.read_text()).group(1))
-    assert 4 <= stopped < 12 and checkpoint_step(run_dir) == stopped
+    # and no container of the run is left
     assert leftovers(run_dir) == []
     # When it is resumed, then it goes on in the same image and ends with an uninterrupted run's weights
     resumed = subprocess.run(

@@ -133,20 +133,11 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_sigterm_saves_the_step_in_flight_sigkill_takes_every_child_down_resume_is_exact(
     tmp_path, uninterrupted_12_steps
 ):
-    # Given a run training 12 steps that checkpoints only every 100
+    # Given a run training 12 steps that checkpoints only every 100, when its runner gets SIGTERM
+    # (as a spot node's container does), then the train step saved the step it was in
     workdir = tmp_path / "runs"
-    runner = start_run(workdir, "--steps", "12", *TINY, "--param", "save_every=100")
-    run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
+    run_dir, stopped = sigterm_after_step_4(workdir)
     log = run_dir / "logs" / "train-gan.log"
-    assert wait_until(lambda: logged_step(log) >= 4, 240), "training never reached step 4"
-    # When the runner gets SIGTERM (as a spot node's container does)
-    runner.send_signal(signal.SIGTERM)
-    out = runner.stdout.read()
-    assert runner.wait(timeout=120) == 130 and "Resume with" in out, out
-    # Then the train step saved the step it was in, and the mirror holds it
-    stopped = int(re.search(r"stopped by SIGTERM after step (\d+)", log.read_text()).group(1))
-    assert 4 <= stopped < 12
-    assert checkpoint_step(run_dir) == stopped
     # When the resumed run is training again and its runner is killed with SIGKILL
     runner = start_run(workdir, "--resume", run_dir.name)
     assert wait_until(lambda: logged_step(log) > stopped, 240), "the resume never trained"
@@ -171,6 +162,23 @@ def test_sigterm_saves_the_step_in_flight_sigkill_takes_every_child_down_resume_
     assert re.search(rf"train: +steps {killed_at}->12", resumed.stdout), resumed.stdout[-2000:]
     a, b = final_weights(run_dir), uninterrupted_12_steps
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def sigterm_after_step_4(workdir: Path, *extra: str) -> tuple[Path, int]:
+    """A 12-step run (checkpoints every 100) whose runner gets SIGTERM once step 4 is logged;
+    checks it stopped with the resume line and the mirror holding the step it was in, and
+    returns its folder and that step."""
+    runner = start_run(workdir, *extra, "--steps", "12", *TINY, "--param", "save_every=100")
+    run_dir = Path(runner.stdout.readline().split(": ", 1)[1].strip())
+    log = run_dir / "logs" / "train-gan.log"
+    assert wait_until(lambda: logged_step(log) >= 4, 240), "training never reached step 4"
+    runner.send_signal(signal.SIGTERM)
+    out = runner.stdout.read()
+    assert runner.wait(timeout=120) == 130 and "Resume with" in out, out
+    stopped = int(re.search(r"stopped by SIGTERM after step (\d+)", log.read_text()).group(1))
+    assert 4 <= stopped < 12
+    assert checkpoint_step(run_dir) == stopped
+    return run_dir, stopped
 
 
 def logged_step(log: Path) -> int:
