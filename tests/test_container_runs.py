@@ -32,6 +32,7 @@ from tests.test_run_cli import (
     descendants,
     final_weights,
     logged_step,
+    resume_run,
     sigterm_after_step_4,
     start_run,
     wait_until,
@@ -84,11 +85,7 @@ def test_sigterm_saves_in_the_container_and_resume_ends_as_an_uninterrupted_run(
     # and no container of the run is left
     assert leftovers(run_dir) == []
     # When it is resumed, then it goes on in the same image and ends with an uninterrupted run's weights
-    resumed = subprocess.run(
-        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir),
-         "--resume", run_dir.name],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    resumed = resume_run(workdir, run_dir)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert re.search(rf"train: +steps {stopped}->12", resumed.stdout), resumed.stdout[-2000:]
     assert log.read_text().count(f"Found image '{project_image}'") == 2  # both attempts in it

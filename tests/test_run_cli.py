@@ -152,16 +152,21 @@ def test_sigterm_saves_the_step_in_flight_sigkill_takes_every_child_down_resume_
     assert killed_at >= stopped
     # When the run is resumed once more, then finished steps are reused, training goes on from
     # the saved step and ends with the weights of an uninterrupted run
-    resumed = subprocess.run(
-        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir),
-         "--resume", run_dir.name],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    resumed = resume_run(workdir, run_dir)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert "cleanse-images: reused" in resumed.stdout
     assert re.search(rf"train: +steps {killed_at}->12", resumed.stdout), resumed.stdout[-2000:]
     a, b = final_weights(run_dir), uninterrupted_12_steps
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def resume_run(workdir: Path, run_dir: Path) -> subprocess.CompletedProcess:
+    """`run --resume` of `run_dir`, to its end, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir),
+         "--resume", run_dir.name],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
 
 
 def sigterm_after_step_4(workdir: Path, *extra: str) -> tuple[Path, int]:
@@ -346,11 +351,7 @@ def test_resume_removes_the_temporary_files_that_killed_writers_left(finished_ru
     for path in left:
         path.write_bytes(b"partial")
     # When it is resumed
-    done = subprocess.run(
-        [sys.executable, "-m", "src.pipeline", "run", "--workdir", str(workdir),
-         "--resume", run_dir.name],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    done = resume_run(workdir, run_dir)
     # Then they are gone, and the run says so
     assert done.returncode == 0, done.stdout[-3000:]
     assert not any(path.exists() for path in left)

@@ -71,9 +71,7 @@ def run_network(client, run_root: Path) -> Iterator[RunNetwork]:
         network.reload()
         yield RunNetwork(name, network.attrs["IPAM"]["Config"][0]["Gateway"])
     finally:
-        remove_run_containers(run_root, client)
-        with contextlib.suppress(Exception):
-            network.remove()
+        remove_run_containers(run_root, client)  # the network too
 
 
 def container_args(
